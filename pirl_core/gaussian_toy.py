@@ -15,7 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from pirl_core.config import SamplerConfig
 from pirl_core.flow import expand_tau
+from pirl_core.samplers import sample_chain
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,26 @@ class GaussianFlow:
         t = expand_tau(tau, x)
         m, s = self.marginal(t)
         return -(x - m) / s**2
+
+
+def final_moments(flow: GaussianFlow, method: str, num_steps: int, noise_level: float,
+                  num_samples: int, seed: int) -> tuple[float, float]:
+    """(mean, std) of the final state of `num_samples` chains sampled with the exact velocity."""
+    cfg = SamplerConfig(method=method, num_steps=num_steps, noise_level=noise_level)
+    gen = torch.Generator().manual_seed(seed)
+    final = sample_chain(flow, None, cfg, num_samples, (1, 1), gen).actions
+    return final.mean().item(), final.std().item()
+
+
+def sampler_study(flow: GaussianFlow, steps: tuple[int, ...], noise_levels: tuple[float, ...],
+                  num_samples: int, seed: int) -> list[dict]:
+    """Final mean / std of ODE and Flow-SDE / Flow-CPS per (K, a): one row per run."""
+    rows = []
+    for k in steps:
+        m, s = final_moments(flow, "ode", k, 0.0, num_samples, seed)
+        rows.append({"method": "ode", "K": k, "a": 0.0, "mean": m, "std": s})
+        for method in ("flow_sde", "flow_cps"):
+            for a in noise_levels:
+                m, s = final_moments(flow, method, k, a, num_samples, seed)
+                rows.append({"method": method, "K": k, "a": a, "mean": m, "std": s})
+    return rows

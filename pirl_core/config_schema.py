@@ -1,0 +1,354 @@
+"""The pirl config schema: frozen dataclasses whose defaults are the "mini" CPU scale.
+
+Each section validates its own ranges and field combinations in `__post_init__`, so a config
+built in code is checked exactly like one loaded from YAML. Loading, merging and type coercion
+live in `pirl_core.config`, which re-exports everything here.
+
+RL hyperparameters use CleanRL names (clip_coef, gae_lambda, update_epochs, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class ConfigError(ValueError):
+    """A bad config: unknown key, wrong type or out-of-range value; the message names the key."""
+
+
+class FieldError(ConfigError):
+    """A value rejected by a section's `__post_init__`; the loader adds the dotted path and source.
+
+    `related` names the other fields of the same section that took part in a combination check,
+    so the loader can report where each of them was set.
+    """
+
+    def __init__(self, name: str, expected: str, value: object, related: tuple[str, ...] = ()):
+        self.name, self.expected, self.value, self.related = name, expected, value, related
+        super().__init__(f"{name}: expected {expected}, got {value!r}")
+
+
+def _require(ok: bool, name: str, expected: str, value: object, *related: str) -> None:
+    if not ok:
+        raise FieldError(name, expected, value, related)
+
+
+def _at_least(obj: object, minimum: int, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(value >= minimum, name, f"an int >= {minimum}", value)
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(value > 0, name, "a float > 0", value)
+
+
+def _non_negative(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(value >= 0, name, "a float >= 0", value)
+
+
+def _unit_interval(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _require(0.0 <= value <= 1.0, name, "a float in [0, 1]", value)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How actions are denoised during rollouts and how their log-probability is formed."""
+
+    method: Literal["ode", "flow_sde", "flow_noise", "flow_cps"] = "flow_noise"
+    """Denoising sampler: deterministic ODE, Flow-SDE, Flow-Noise (learned std) or Flow-CPS."""
+    num_steps: int = 4
+    """K, the number of denoising steps per action chunk."""
+    noise_level: float = 0.5
+    """a, the noise magnitude of Flow-SDE and Flow-CPS (paper Eq. 8)."""
+    schedule: Literal["all", "hybrid", "window"] = "all"
+    """Which steps are stochastic: all; one random step per sample (paper Sec. 4.2.3 hybrid
+    ODE-SDE); or the fixed window [window_start, window_start + window_size) (Mix-GRPO)."""
+    window_start: int = 0
+    """First stochastic step of the "window" schedule."""
+    window_size: int = 1
+    """Number of stochastic steps of the "window" schedule."""
+    noise_min_std: float = 0.08
+    """Lower bound of the Flow-Noise per-element std. The paper's tables call the bounds
+    min/max "log-var"; like ReinFlow we bound the std, through a tanh-squashed log-variance
+    in [log min^2, log max^2]."""
+    noise_max_std: float = 0.16
+    """Upper bound of the Flow-Noise per-element std (see noise_min_std)."""
+    mdp: Literal["one_layer", "two_layer"] = "one_layer"
+    """one_layer: the chunk's log-prob is the joint over its denoising steps (Flow-Noise);
+    two_layer: each stochastic denoising step is its own transition (Flow-SDE, DPPO)."""
+    logprob_reduce_dims: Literal["sum", "mean"] = "sum"
+    """How per-element log-probs are reduced over the H x D elements of a chunk."""
+    logprob_reduce_steps: Literal["sum", "mean"] = "sum"
+    """How per-step log-probs are reduced over stochastic steps (one-layer joint)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "num_steps", "window_size")
+        _at_least(self, 0, "window_start")
+        _unit_interval(self, "noise_level")
+        # a = 0 is legal: the chain is then the ODE's and every step is masked out of the
+        # log-prob (not NaN), which is what the a = 0 == ODE tests pin.
+        end = self.window_start + self.window_size
+        _require(
+            end <= self.num_steps, "window_size",
+            f"window_start + window_size <= num_steps = {self.num_steps} "
+            f"(window_start = {self.window_start})",
+            self.window_size, "window_start", "num_steps",
+        )
+        _positive(self, "noise_min_std")
+        _require(
+            self.noise_max_std >= self.noise_min_std, "noise_max_std",
+            f"a float >= noise_min_std = {self.noise_min_std}", self.noise_max_std, "noise_min_std",
+        )
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO update, CleanRL names; the paper's Tables 7-8 give the GPU-scale values."""
+
+    gamma: float = 0.99
+    """Discount factor per action chunk (a chunk is one macro-step, paper Sec. 4.3.1)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_coef: float = 0.2
+    """Ratio clip epsilon of the surrogate objective."""
+    clip_vloss: bool = True
+    """Clip the value loss around the old values, with clip_coef."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ent_coef: float = 0.005
+    """Weight of the entropy bonus (Flow-Noise; the paper's "entropy bonus")."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    update_epochs: int = 4
+    """Passes over each rollout batch."""
+    num_minibatches: int = 4
+    """Minibatches per pass; minibatch size = batch size / num_minibatches."""
+    target_kl: float | None = None
+    """Stop the update epochs early once the approximate KL exceeds this; null disables."""
+    learning_rate: float = 3e-4
+    """Actor learning rate."""
+    critic_learning_rate: float = 1e-3
+    """Critic (value head) learning rate."""
+    anneal_lr: Literal["constant", "cosine"] = "constant"
+    """Learning-rate schedule over num_iterations."""
+    norm_adv: bool = True
+    """Normalise advantages per minibatch."""
+    num_iterations: int = 50
+    """Rollout + update iterations (the paper's "train epochs")."""
+
+    def __post_init__(self) -> None:
+        _unit_interval(self, "gamma", "gae_lambda")
+        _positive(self, "clip_coef", "max_grad_norm", "learning_rate", "critic_learning_rate")
+        _non_negative(self, "vf_coef", "ent_coef")
+        _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations")
+        _require(
+            self.target_kl is None or self.target_kl > 0,
+            "target_kl", "a float > 0 or null", self.target_kl,
+        )
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """Critic-free GRPO: advantages from rewards normalised within a group (paper App. A)."""
+
+    group_size: int = 8
+    """G, rollouts per initial state."""
+    adv_eps: float = 1e-6
+    """Added to the group std so that all-equal groups give zero advantage, not NaN."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 2, "group_size")
+        _positive(self, "adv_eps")
+
+
+@dataclass(frozen=True)
+class FPOConfig:
+    """Flow Policy Optimization baseline: ratio from flow-matching loss differences."""
+
+    num_pairs: int = 8
+    """N, (tau, eps) pairs per sample for the conditional flow-matching loss estimate."""
+    clip_coef: float = 0.2
+    """Ratio clip epsilon of the FPO surrogate."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "num_pairs")
+        _positive(self, "clip_coef")
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """Value head (paper Sec. 4.3.2)."""
+
+    placement: Literal["expert", "vlm"] = "expert"
+    """Attach after the action expert (averaged over the denoising path, pi0) or the VLM (pi0.5)."""
+    num_layers: Literal[1, 4] = 4
+    """MLP depth; the paper's ablation (Fig. 6) compares 1 and 4 layers."""
+    hidden_dim: int = 128
+    """MLP width."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "hidden_dim")
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Few-shot supervised flow-matching fine-tuning before RL."""
+
+    num_demos_per_task: int = 10
+    """Expert demonstrations per task."""
+    batch_size: int = 64
+    """Samples per SFT step."""
+    learning_rate: float = 3e-4
+    """SFT learning rate."""
+    num_steps: int = 2000
+    """SFT optimiser steps; 0 skips SFT (e.g. when policy.checkpoint is already fine-tuned)."""
+    tau_distribution: Literal["uniform", "beta"] = "uniform"
+    """Training-time distribution of tau; pi0 uses a Beta skewed to the noise end."""
+    beta_alpha: float = 1.5
+    """Alpha of the Beta tau distribution."""
+    beta_beta: float = 1.0
+    """Beta of the Beta tau distribution."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "num_demos_per_task", "batch_size")
+        _at_least(self, 0, "num_steps")
+        _positive(self, "learning_rate", "beta_alpha", "beta_beta")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Simulated benchmark and its vectorised environments."""
+
+    benchmark: Literal["metaworld", "maniskill", "libero"] = "metaworld"
+    """Simulator suite."""
+    tasks: tuple[str, ...] = ()
+    """Task names; empty = the benchmark's default mini suite."""
+    num_envs: int = 8
+    """Parallel environments per rollout."""
+    chunk_size: int = 5
+    """H, actions executed per policy call (one chunk = one macro-step)."""
+    image_size: int = 64
+    """Square side of rendered RGB observations, in pixels."""
+    obs_mode: Literal["rgb", "state"] = "rgb"
+    """Policy input: images (+ proprioception) or low-dimensional state only."""
+    max_episode_steps: int = 200
+    """Environment steps (single actions, not chunks) before truncation."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")
+        _at_least(self, 16, "image_size")
+        _require(all(self.tasks), "tasks", "a list of non-empty task names", self.tasks)
+        _require(len(set(self.tasks)) == len(self.tasks), "tasks", "no duplicates", self.tasks)
+        _require(
+            self.max_episode_steps >= self.chunk_size, "max_episode_steps",
+            f"an int >= chunk_size = {self.chunk_size}", self.max_episode_steps, "chunk_size",
+        )
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Flow-matching policy; the size fields only shape the "small" CPU model."""
+
+    name: Literal["small", "pi0", "pi05", "gr00t"] = "small"
+    """Model family."""
+    hidden_dim: int = 128
+    """Transformer width of the small model."""
+    num_layers: int = 2
+    """Transformer depth of the small model."""
+    num_heads: int = 4
+    """Attention heads of the small model; must divide hidden_dim."""
+    freeze_prefix: bool = True
+    """Freeze the observation encoder (the VLM for pi0/pi0.5) during RL; only the expert learns."""
+    checkpoint: str = ""
+    """Local directory to start from; empty = from scratch / the SFT stage's output."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "hidden_dim", "num_layers", "num_heads")
+        _require(
+            self.hidden_dim % self.num_heads == 0, "num_heads",
+            f"a divisor of hidden_dim = {self.hidden_dim}", self.num_heads, "hidden_dim",
+        )
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Success-rate evaluation."""
+
+    episodes_per_task: int = 10
+    """Episodes per task, per seed and mode."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds to evaluate (one run per seed)."""
+    modes: tuple[str, ...] = ("eval", "train")
+    """eval: deterministic ODE sampling; train: the stochastic rollout sampler (paper Tab. 6)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "episodes_per_task")
+        _require(bool(self.seeds), "seeds", "a non-empty list", self.seeds)
+        _require(all(s >= 0 for s in self.seeds), "seeds", "ints >= 0", self.seeds)
+        _require(bool(self.modes), "modes", "a non-empty list", self.modes)
+        _require(
+            set(self.modes) <= {"eval", "train"} and len(set(self.modes)) == len(self.modes),
+            "modes", "distinct values from 'eval', 'train'", self.modes,
+        )
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Statistics of the final report."""
+
+    bootstrap_samples: int = 2000
+    """Bootstrap resamples for confidence intervals."""
+    ci: float = 0.95
+    """Confidence level of the intervals."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "bootstrap_samples")
+        _require(0.0 < self.ci < 1.0, "ci", "a float in (0, 1)", self.ci)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole pirl config: params.yaml, a preset from params/ and overrides, resolved."""
+
+    preset: str = "mini"
+    """Name of the preset file params/<preset>.yaml merged over params.yaml."""
+    seed: int = 0
+    """Global random seed."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Denoising sampler and log-probability."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO hyperparameters."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """GRPO hyperparameters."""
+    fpo: FPOConfig = field(default_factory=FPOConfig)
+    """FPO baseline hyperparameters."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """Value head."""
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """Supervised fine-tuning stage."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """Benchmark and environments."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """Policy model."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Evaluation protocol."""
+    report: ReportConfig = field(default_factory=ReportConfig)
+    """Report statistics."""
+
+    def __post_init__(self) -> None:
+        _require(
+            PRESET_NAME.fullmatch(self.preset) is not None, "preset",
+            f"a preset name matching {PRESET_NAME.pattern}", self.preset,
+        )
+        _require(self.seed >= 0, "seed", "an int >= 0", self.seed)
