@@ -40,13 +40,14 @@ from pirl_core.config_schema import (
     PolicyConfig,
     PPOConfig,
     ReportConfig,
+    ToyConfig,
     SamplerConfig,
     SFTConfig,
 )
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
-    "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig",
+    "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
 ]
 

@@ -318,6 +318,31 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ToyConfig:
+    """The Gaussian-toy sampler study (stage `samplers`): data N(data_mean, data_std^2) whose exact
+    velocity field is known, sampled by every sampler over a grid of K and noise levels."""
+
+    data_mean: float = 1.5
+    """Mean of the 1-D Gaussian data distribution."""
+    data_std: float = 0.3
+    """Standard deviation of the data distribution."""
+    num_samples: int = 40000
+    """Chains per (sampler, K, a) cell; Monte-Carlo error of the std is ~data_std / sqrt(2 n)."""
+    steps: tuple[int, ...] = (1, 2, 4, 8, 10, 50, 400)
+    """Denoising step counts K to sweep (the paper's ablation uses 1 / 2 / 4 / 8)."""
+    noise_levels: tuple[float, ...] = (0.2, 0.5, 0.8)
+    """Noise levels a to sweep (the paper's ablation values)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "data_std")
+        _at_least(self, 2, "num_samples")
+        _require(len(self.steps) > 0 and min(self.steps) >= 1, "steps",
+                 "a non-empty list of ints >= 1", self.steps)
+        _require(len(self.noise_levels) > 0 and all(0 <= a <= 1 for a in self.noise_levels),
+                 "noise_levels", "a non-empty list of floats in [0, 1]", self.noise_levels)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole pirl config: params.yaml, a preset from params/ and overrides, resolved."""
 
@@ -345,6 +370,8 @@ class Config:
     """Evaluation protocol."""
     report: ReportConfig = field(default_factory=ReportConfig)
     """Report statistics."""
+    toy: ToyConfig = field(default_factory=ToyConfig)
+    """Gaussian-toy sampler study."""
 
     def __post_init__(self) -> None:
         _require(
