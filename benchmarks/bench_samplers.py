@@ -56,7 +56,7 @@ def bench_case(model, head, ctx, method, schedule, mdp, k, repeats) -> dict:
 
     def replay(backward: bool):
         lp = chain_logprob(chain, *replay_transitions(model, chain, ctx, cfg, noise_fn), cfg)
-        if backward:
+        if backward and lp.requires_grad:  # CPS at K = 1 has no stochastic step: nothing to train
             lp.sum().backward()
 
     row = {"method": method, "schedule": schedule, "mdp": mdp, "K": k}
