@@ -25,6 +25,7 @@ quiet .venv/bin/python -m pip install --upgrade "pip>=24"
 find_links=()
 [ -d "$wheels" ] && find_links=(--find-links "$wheels")
 quiet .venv/bin/python -m pip install --require-hashes "${find_links[@]}" -r requirements.lock
+quiet .venv/bin/python -m pip install --no-deps --require-hashes -r requirements-nodeps.txt
 quiet .venv/bin/python -m pip install --no-deps --no-build-isolation -e .
 quiet .venv/bin/python -m ipykernel install --sys-prefix --name pirl --display-name "pirl (.venv)"
 echo "setup done: $(.venv/bin/python -c 'import torch, pirl_core; print("torch", torch.__version__, "pirl_core", pirl_core.__version__)')"
