@@ -146,12 +146,14 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     num_iterations: int = 50
     """Rollout + update iterations (the paper's "train epochs")."""
+    num_steps: int = 20
+    """Chunk steps per env per rollout (CleanRL's num_steps; one step = one action chunk)."""
 
     def __post_init__(self) -> None:
         _unit_interval(self, "gamma", "gae_lambda")
         _positive(self, "clip_coef", "max_grad_norm", "learning_rate", "critic_learning_rate")
         _non_negative(self, "vf_coef", "ent_coef")
-        _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations")
+        _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations", "num_steps")
         _require(
             self.target_kl is None or self.target_kl > 0,
             "target_kl", "a float > 0 or null", self.target_kl,

@@ -70,6 +70,23 @@ class Chain:
     def num_steps(self) -> int:
         return self.taus.numel() - 1
 
+    def index(self, rows: Tensor) -> Chain:
+        """The chains of the selected batch rows (a minibatch); the grid is shared."""
+        feats = None if self.features is None else self.features[rows]
+        return Chain(self.states[rows], self.means[rows], self.stds[rows], self.taus,
+                     self.stochastic[rows], feats)
+
+    @staticmethod
+    def cat(chains: list[Chain]) -> Chain:
+        """Concatenate chains sampled on the same grid along the batch dimension."""
+        first = chains[0]
+        if any(not torch.equal(c.taus, first.taus) for c in chains):
+            raise ValueError("cannot concatenate chains sampled on different time grids")
+        feats = None if first.features is None else torch.cat([c.features for c in chains])
+        return Chain(*(torch.cat([getattr(c, f) for c in chains])
+                       for f in ("states", "means", "stds")), first.taus,
+                     torch.cat([c.stochastic for c in chains]), feats)
+
     def detach(self) -> Chain:
         feats = None if self.features is None else self.features.detach()
         return Chain(self.states.detach(), self.means.detach(), self.stds.detach(),
