@@ -197,30 +197,44 @@ class SmallVLA(nn.Module):
         return self.parameters_for(stage)
 
     # ---- FlowPolicy ---------------------------------------------------------------------------
-    def _image_tokens(self, images: Tensor) -> Tensor:
-        """uint8 [B, S, S, 3] or [B, C, S, S, 3] -> [B, C * h * w, d]."""
+    def vision_features(self, images: Tensor) -> Tensor:
+        """Frozen backbone: uint8 [B, S, S, 3] or [B, C, S, S, 3] -> [B, C, Cf, h, w] (no grad).
+
+        Deterministic and parameter-free for training purposes, so SFT computes it once per frame
+        and reuses it (`encode_prefix_from_features`)."""
         if images.dim() == 4:
             images = images.unsqueeze(1)
         b, c = images.shape[:2]
         if c != self.num_cameras:
             raise ValueError(f"policy built for {self.num_cameras} camera(s), "
                              f"got images {tuple(images.shape)}")
-        feats = self.vision(images.flatten(0, 1))  # frozen, no grad: [B*C, Cf, h, w]
+        feats = self.vision(images.flatten(0, 1))  # [B*C, Cf, h, w]
         if tuple(feats.shape[-2:]) != self.grid:
             raise ValueError(f"images of side {images.shape[-2]} give a "
                              f"{tuple(feats.shape[-2:])} map; policy built for image_size "
                              f"{self.image_size} ({self.grid})")
-        tokens = self.image_proj(feats.flatten(2).transpose(1, 2))  # [B*C, h*w, d]
+        return feats.view(b, c, *feats.shape[1:])
+
+    def _image_tokens(self, feats: Tensor) -> Tensor:
+        """[B, C, Cf, h, w] backbone features -> [B, C * h * w, d]."""
+        b, c = feats.shape[:2]
+        tokens = self.image_proj(feats.float().flatten(3).transpose(2, 3))  # [B, C, h*w, d]
         pos = (self.pos_row[:, None, :] + self.pos_col[None, :, :]).flatten(0, 1)  # [h*w, d]
-        tokens = tokens.view(b, c, -1, tokens.shape[-1]) + pos + self.camera_emb[None, :, None, :]
+        tokens = tokens + pos + self.camera_emb[None, :, None, :]
         return tokens.flatten(1, 2)
 
     def encode_prefix(self, obs: Observation) -> PrefixCache:
-        img = self._image_tokens(obs.images)
-        text = self.text_encoder(obs.instructions).to(img.device)
+        return self.encode_prefix_from_features(self.vision_features(obs.images),
+                                                obs.instructions, obs.state)
+
+    def encode_prefix_from_features(self, feats: Tensor, instructions: tuple[str, ...],
+                                    state: Tensor) -> PrefixCache:
+        """The trainable part of the prefix, from `vision_features` output."""
+        img = self._image_tokens(feats)
+        text = self.text_encoder(instructions).to(img.device)
         parts = [self.text_proj(text)[:, None]]
         if self.prefix_state_proj is not None:
-            parts.append(self.prefix_state_proj(obs.state.float())[:, None])
+            parts.append(self.prefix_state_proj(state.float())[:, None])
         x = torch.cat(parts + [img], 1)
         for block in self.prefix_blocks:
             x = block(x)
