@@ -53,9 +53,17 @@ class Agent(nn.Module):
                                         max_std=sampler.noise_max_std)
         in_dim = policy.expert_feature_dim if self.placement == "expert" else policy.prefix_feature_dim
         self.critic = ValueHead(in_dim, critic.hidden_dim, critic.num_layers)
-        self.velocity = policy_velocity(policy)
-        self.noise_fn = (None if self.noise_head is None
-                         else policy_noise_std(self.noise_head, policy.action_shape))
+
+    # Bound methods, not closures: a deepcopy of the agent (an old-policy snapshot) must sample
+    # through ITS copy of the policy, and a closure would keep pointing at the original.
+    def velocity(self, x: Tensor, tau: Tensor, context: tuple[PrefixCache, Tensor]):
+        return policy_velocity(self.policy)(x, tau, context)
+
+    @property
+    def noise_fn(self):
+        if self.noise_head is None:
+            return None
+        return policy_noise_std(self.noise_head, self.policy.action_shape)
 
     def critic_input(self, cache: PrefixCache, chain: Chain) -> Tensor:
         if self.placement == "vlm":

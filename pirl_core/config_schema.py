@@ -148,12 +148,21 @@ class PPOConfig:
     """Rollout + update iterations (the paper's "train epochs")."""
     num_steps: int = 20
     """Chunk steps per env per rollout (CleanRL's num_steps; one step = one action chunk)."""
+    budget_minutes: float | None = None
+    """Wall-clock budget of one RL run; training stops after the iteration that exceeds it."""
+    eval_every: int = 10
+    """Iterations between evaluations during RL (0: evaluate only before and after)."""
+    checkpoint_every: int = 10
+    """Iterations between checkpoints (0: only the final one)."""
 
     def __post_init__(self) -> None:
         _unit_interval(self, "gamma", "gae_lambda")
         _positive(self, "clip_coef", "max_grad_norm", "learning_rate", "critic_learning_rate")
         _non_negative(self, "vf_coef", "ent_coef")
         _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations", "num_steps")
+        _at_least(self, 0, "eval_every", "checkpoint_every")
+        _require(self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes",
+                 "a float > 0 or null", self.budget_minutes)
         _require(
             self.target_kl is None or self.target_kl > 0,
             "target_kl", "a float > 0 or null", self.target_kl,

@@ -12,6 +12,7 @@ import torch
 from pirl_core.agent import Agent
 from pirl_core.config import CriticConfig, PolicyConfig, PPOConfig, SamplerConfig
 from pirl_core.envs.metaworld import MetaWorldVecEnv
+from pirl_core.policies.base import Observation
 from pirl_core.policies.small import SmallVLA
 from pirl_core.rollout import collect_rollout, start_envs
 from pirl_core.update import ppo_update
@@ -75,3 +76,20 @@ def test_one_iteration_ratio_one_then_policy_moves(envs, sampler, placement):
     assert any(not torch.equal(b, p) for b, p in zip(before, actor))
     # the frozen prefix did not move
     assert all(not p.requires_grad for p in agent.policy.prefix_parameters())
+
+
+def test_a_deepcopied_agent_samples_through_its_own_policy():
+    import copy
+
+    agent = _agent(SamplerConfig(method="flow_noise", num_steps=2), "expert")
+    twin = copy.deepcopy(agent)
+    with torch.no_grad():
+        for p in twin.policy.expert_parameters():
+            p.add_(0.5)
+    x, tau = torch.randn(1, 5, 4), torch.zeros(1)
+    obs_state = torch.zeros(1, 4)
+    cache = agent.policy.encode_prefix(
+        Observation(torch.zeros(1, 64, 64, 3, dtype=torch.uint8), obs_state, ("reach the goal",)))
+    u_a, _ = agent.velocity(x, tau, (cache, obs_state))
+    u_b, _ = twin.velocity(x, tau, (cache, obs_state))
+    assert not torch.equal(u_a, u_b)

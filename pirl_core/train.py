@@ -1,0 +1,84 @@
+"""The RL loop, readable top to bottom (CleanRL's shape): rollout -> Batch -> PPO update -> log.
+
+`collect_rollout` (pirl_core.rollout) and `ppo_update` (pirl_core.update) exchange only a `Batch`,
+so they can later live in different processes. Logging and evaluation are callbacks, so the
+notebook decides where metrics go (dvclive) and how evaluation is run (pirl_core.evaluate).
+Metric names follow CleanRL: charts/* for episodes, losses/* for the update, time/* for speed.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from pirl_core.agent import Agent
+from pirl_core.checkpoint import save_checkpoint
+from pirl_core.config import PPOConfig
+from pirl_core.rollout import RolloutStats, collect_rollout, start_envs
+from pirl_core.update import learning_rate_at, ppo_update
+
+LogFn = Callable[[int, dict[str, float]], None]
+EvalFn = Callable[[Agent], dict[str, float]]
+
+
+def episode_metrics(stats: RolloutStats) -> dict[str, float]:
+    """charts/* from the episodes that ended during one rollout (none ended: nothing logged)."""
+    out = {"time/env_steps_per_s": stats.env_steps / max(stats.seconds, 1e-9)}
+    if stats.episode_returns:
+        out |= {"charts/episodic_return": float(np.mean(stats.episode_returns)),
+                "charts/episodic_length": float(np.mean(stats.episode_lengths)),
+                "charts/success_rate": float(np.mean(stats.episode_successes)),
+                "charts/episodes": float(len(stats.episode_returns))}
+    return out
+
+
+def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | Path,
+             log: LogFn | None = None, evaluate: EvalFn | None = None) -> list[dict[str, float]]:
+    """PPO on `envs` for ppo.num_iterations (or until ppo.budget_minutes); returns the history."""
+    run_dir = Path(run_dir)
+    generator = torch.Generator().manual_seed(seed)
+    actor_params, critic_params = agent.trainable_parameters()
+    actor_opt = torch.optim.Adam(actor_params, lr=ppo.learning_rate)
+    critic_opt = torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
+    env_state = start_envs(envs, seed)
+    history: list[dict[str, float]] = []
+    t_start = time.perf_counter()
+    if evaluate is not None:
+        history.append({"iteration": 0, "global_step": 0} | evaluate(agent))
+    global_step = 0
+    for iteration in range(1, ppo.num_iterations + 1):
+        for opt, base in ((actor_opt, ppo.learning_rate), (critic_opt, ppo.critic_learning_rate)):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate_at(base, iteration - 1, ppo)
+
+        batch, env_state, stats = collect_rollout(envs, agent, env_state, ppo.num_steps, ppo,
+                                                  generator)
+        global_step += stats.env_steps
+        t_update = time.perf_counter()
+        metrics = ppo_update(agent, batch, ppo, actor_opt, critic_opt, generator)
+        metrics |= episode_metrics(stats)
+        metrics |= {"time/rollout_s": stats.seconds,
+                    "time/update_s": time.perf_counter() - t_update,
+                    "charts/learning_rate": actor_opt.param_groups[0]["lr"]}
+
+        out_of_time = (ppo.budget_minutes is not None
+                       and time.perf_counter() - t_start > 60 * ppo.budget_minutes)
+        last = iteration == ppo.num_iterations or out_of_time
+        if evaluate is not None and (last or (ppo.eval_every and iteration % ppo.eval_every == 0)):
+            metrics |= evaluate(agent)
+        metrics |= {"iteration": iteration, "global_step": global_step,
+                    "time/wall_s": time.perf_counter() - t_start}
+        history.append(metrics)
+        if log is not None:
+            log(iteration, metrics)
+        if last or (ppo.checkpoint_every and iteration % ppo.checkpoint_every == 0):
+            save_checkpoint(run_dir / "checkpoint", {"agent": agent},
+                            {"actor": actor_opt, "critic": critic_opt}, {"rl": generator},
+                            {"iteration": iteration, "global_step": global_step})
+        if out_of_time:
+            break
+    return history
