@@ -222,7 +222,7 @@ class SFTConfig:
     """Samples per SFT step."""
     learning_rate: float = 3e-4
     """SFT learning rate."""
-    num_steps: int = 2000
+    num_steps: int = 3000
     """SFT optimiser steps; 0 skips SFT (e.g. when policy.checkpoint is already fine-tuned)."""
     tau_distribution: Literal["uniform", "beta"] = "uniform"
     """Training-time distribution of tau; pi0 uses a Beta skewed to the noise end."""
@@ -245,7 +245,7 @@ class EnvConfig:
     """Simulator suite."""
     tasks: tuple[str, ...] = ()
     """Task names; empty = the benchmark's default mini suite."""
-    num_envs: int = 8
+    num_envs: int = 10
     """Parallel environments per rollout."""
     chunk_size: int = 5
     """H, actions executed per policy call (one chunk = one macro-step)."""
@@ -302,9 +302,16 @@ class EvalConfig:
     """Training seeds to evaluate (one run per seed)."""
     modes: tuple[str, ...] = ("eval", "train")
     """eval: deterministic ODE sampling; train: the stochastic rollout sampler (paper Tab. 6)."""
+    initial_state_seed: int = 1000
+    """Published seed of the evaluation initial states (episode j of task t is seeded from it);
+    kept apart from the training seeds so evaluation never replays training episodes."""
+    during_rl_episodes_per_task: int = 3
+    """Episodes per task of the ODE evaluations run every ppo.eval_every iterations (the final
+    evaluation uses episodes_per_task)."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "episodes_per_task")
+        _at_least(self, 1, "episodes_per_task", "during_rl_episodes_per_task")
+        _at_least(self, 0, "initial_state_seed")
         _require(bool(self.seeds), "seeds", "a non-empty list", self.seeds)
         _require(all(s >= 0 for s in self.seeds), "seeds", "ints >= 0", self.seeds)
         _require(bool(self.modes), "modes", "a non-empty list", self.modes)

@@ -65,8 +65,10 @@ def run_expert_episode(env: Any, obs: dict[str, Any]
 
 
 def record_metaworld_demos(root: str | Path, tasks: tuple[str, ...], episodes_per_task: int,
-                           image_size: int, max_episode_steps: int, seed: int) -> ExpertReport:
-    """Attempt `episodes_per_task` expert episodes per task and write the successful ones."""
+                           image_size: int, max_episode_steps: int, seed: int,
+                           max_attempts_factor: int = 3) -> ExpertReport:
+    """Run the expert until `episodes_per_task` successful episodes per task are written (at
+    most `max_attempts_factor` times as many attempts); the success rate counts every attempt."""
     from pirl_core.envs.metaworld import MetaWorldVecEnv  # the simulator only when recording
 
     writer = LeRobotWriter(root, METAWORLD_FPS, metaworld_features(image_size), "sawyer")
@@ -75,9 +77,11 @@ def record_metaworld_demos(root: str | Path, tasks: tuple[str, ...], episodes_pe
         with MetaWorldVecEnv([task], 1, image_size=image_size, obs_mode="rgb",
                              max_episode_steps=max_episode_steps, seed=seed + 1000 * k) as env:
             obs = env.reset()
-            attempts[task], successes[task] = episodes_per_task, 0
-            for _ in range(episodes_per_task):
+            attempts[task], successes[task] = 0, 0
+            while (successes[task] < episodes_per_task
+                   and attempts[task] < max_attempts_factor * episodes_per_task):
                 frames, success, instruction, obs = run_expert_episode(env, obs)
+                attempts[task] += 1
                 if success:
                     successes[task] += 1
                     writer.add_episode({"observation.images.corner": frames["image"],

@@ -1,0 +1,65 @@
+"""Aggregate a benchmark's stage outputs (expert, SFT, RL runs) into one summary with CIs.
+
+RL methods are compared on the final canonical evaluation of each run. Per method, the episodes
+of every seed are pooled per task and the CI is a stratified bootstrap over episodes within tasks
+(`pirl_core.stats`); the per-seed means and their interquartile mean are reported beside it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from pirl_core.config import ReportConfig
+from pirl_core.stats import iqm, stratified_bootstrap_ci
+
+
+def _per_task(records: list[dict]) -> dict[str, np.ndarray]:
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        out[r["task"]].append(float(r["success"]))
+    return {t: np.asarray(v) for t, v in out.items()}
+
+
+def eval_summary(results: list[dict], report: ReportConfig, seed: int = 0) -> dict[str, Any]:
+    """One or more EvalResult.to_json() dicts (e.g. one per training seed) -> mean, CI, per task."""
+    records = [r for res in results for r in res["records"]]
+    scores = _per_task(records)
+    mean, lo, hi = stratified_bootstrap_ci(scores, np.mean, report.bootstrap_samples, report.ci,
+                                           seed)
+    return {"mean": mean, "ci": [lo, hi], "episodes": len(records),
+            "per_task": {t: float(v.mean()) for t, v in sorted(scores.items())}}
+
+
+def method_summary(runs: list[dict], mode: str, report: ReportConfig) -> dict[str, Any]:
+    """RL runs of one method (notebook 03's JSON) -> pooled summary + per-seed means."""
+    runs = sorted(runs, key=lambda r: r["seed"])
+    finals = [r["final"][mode] for r in runs]
+    out = eval_summary(finals, report)
+    per_seed = [f["mean_success"] for f in finals]
+    out |= {"seeds": [r["seed"] for r in runs], "per_seed": per_seed,
+            "iqm_over_seeds": float(iqm(np.asarray(per_seed))),
+            "wall_minutes": [r["wall_minutes"] for r in runs],
+            "iterations": [r["iterations"] for r in runs]}
+    return out
+
+
+def benchmark_summary(expert: dict, sft: dict, runs: list[dict], methods: tuple[str, ...],
+                      report: ReportConfig, budget_minutes: float | None, inputs: str,
+                      mode: str = "eval") -> dict[str, Any]:
+    """The issue-3 summary: success as fractions, SFT and each method with CIs; methods without
+    runs are listed as pending."""
+    out: dict[str, Any] = {
+        "expert": {"mean": expert["mean_success_rate"], "per_task": expert["success_rate"]},
+        "sft": eval_summary([sft[mode]], report),
+        "seeds": sorted({r["seed"] for r in runs}),
+        "budget_minutes": budget_minutes, "inputs": inputs, "mode": mode,
+    }
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method]
+        out[method] = method_summary(mine, mode, report) if mine else {"pending": True}
+        if mine:
+            out[method]["delta_vs_sft"] = out[method]["mean"] - out["sft"]["mean"]
+    return out
