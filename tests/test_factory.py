@@ -1,0 +1,35 @@
+"""Config -> objects: task suites, method overrides, policy and agent construction."""
+
+from __future__ import annotations
+
+import pytest
+
+from pirl_core.config import Config, ConfigError, EnvConfig, load_config
+from pirl_core.factory import MT10, benchmark_tasks, make_agent, make_policy, method_overrides
+
+
+def test_default_suite_is_mt10_and_suites_expand():
+    assert benchmark_tasks(EnvConfig()) == MT10
+    assert len(benchmark_tasks(EnvConfig(tasks=("mt50",)))) == 50
+    assert benchmark_tasks(EnvConfig(tasks=("reach-v3", "mt10"))) == MT10  # deduplicated, ordered
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ConfigError, match="'reach-v9'"):
+        benchmark_tasks(EnvConfig(tasks=("reach-v9",)))
+
+
+def test_method_overrides_load_and_unknown_method_is_named():
+    cfg = load_config("params.yaml", overrides=method_overrides("flow_sde"))
+    assert (cfg.sampler.method, cfg.sampler.mdp, cfg.sampler.schedule) == (
+        "flow_sde", "two_layer", "hybrid")
+    with pytest.raises(ConfigError, match="'ppo_magic'"):
+        method_overrides("ppo_magic")
+
+
+def test_policy_and_agent_follow_the_config():
+    cfg = Config()
+    policy = make_policy(cfg)
+    assert policy.action_shape == (cfg.env.chunk_size, 4)
+    agent = make_agent(cfg, policy)
+    assert agent.noise_head is not None and agent.placement == cfg.critic.placement
