@@ -62,7 +62,7 @@ class ChunkedVecEnv:
 
     def __init__(self, envs: list[SingleEnv], max_episode_steps: int, seed: int = 0,
                  render: bool = True, action_low: float = -1.0, action_high: float = 1.0,
-                 terminate_on_success: bool = True):
+                 terminate_on_success: bool = True, group_size: int = 1):
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.envs = envs
@@ -72,13 +72,17 @@ class ChunkedVecEnv:
         self.render = render
         self.action_low, self.action_high = action_low, action_high
         self.terminate_on_success = terminate_on_success
+        if group_size < 1 or len(envs) % group_size:
+            raise ValueError(f"group_size {group_size} must be >= 1 and divide num_envs {len(envs)}")
+        # GRPO: the envs of a group share their episode seeds, hence their initial states
+        self.group_size = group_size
         self.episode = np.zeros(self.num_envs, dtype=np.int64)  # episodes started per env
         self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.succeeded = np.zeros(self.num_envs, dtype=bool)  # success seen this episode
         self._needs_reset = True
 
     def _reset_env(self, i: int) -> dict[str, Any]:
-        self.envs[i].reset(episode_seed(self.seed, i, int(self.episode[i])))
+        self.envs[i].reset(episode_seed(self.seed, i // self.group_size, int(self.episode[i])))
         self.episode[i] += 1
         self.episode_length[i] = 0
         self.succeeded[i] = False
@@ -87,11 +91,14 @@ class ChunkedVecEnv:
     def _observe(self, i: int) -> dict[str, Any]:
         return self.envs[i].observe(self.render) | {"instruction": self.envs[i].instruction}
 
-    def reset(self, seed: int | None = None) -> dict[str, Any]:
-        """Reset every env; with `seed`, restart the seed stream (episode counters back to 0)."""
+    def reset(self, seed: int | None = None, episode: int | None = None) -> dict[str, Any]:
+        """Reset every env; with `seed`, restart the seed stream (episode counters back to 0);
+        with `episode`, start every env at that episode index (GRPO's synchronous groups)."""
         if seed is not None:
             self.seed = seed
             self.episode[:] = 0
+        if episode is not None:
+            self.episode[:] = episode
         self._needs_reset = False
         return stack_obs([self._reset_env(i) for i in range(self.num_envs)])
 

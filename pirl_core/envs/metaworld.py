@@ -153,22 +153,23 @@ class MetaWorldVecEnv(ChunkedVecEnv):
     `reset(seed)` -> obs; `step_chunk(actions [B, H, 4])` -> (obs, reward, terminated, truncated,
     info), a frame rendered only after each chunk (see `ChunkedVecEnv`). Batched obs: image
     [B, S, S, 3] uint8 ("rgb" only), state [B, 4] float32, privileged [B, 39] float32,
-    instruction list[str]. Episode e of env i is seeded from (seed, i, e).
+    instruction list[str]. Episode e of env i is seeded from (seed, i // group_size, e); with
+    group_size G, envs [gG, (g+1)G) run the same task from the same initial states (GRPO groups).
     """
 
     def __init__(self, tasks: list[str] | tuple[str, ...], num_envs: int,
                  image_size: int = DEFAULT_IMAGE_SIZE, obs_mode: str = "rgb",
                  max_episode_steps: int = 500, seed: int = 0, camera: str = DEFAULT_CAMERA,
-                 terminate_on_success: bool = True):
+                 terminate_on_success: bool = True, group_size: int = 1):
         if not tasks:
             raise ValueError("tasks must not be empty")
-        self.tasks = [tasks[i % len(tasks)] for i in range(num_envs)]
+        self.tasks = [tasks[(i // group_size) % len(tasks)] for i in range(num_envs)]
         self.image_size = image_size
         self.obs_mode = obs_mode
         envs = [MetaWorldTask(t, image_size, obs_mode, camera, max_episode_steps)
                 for t in self.tasks]
         super().__init__(envs, max_episode_steps, seed, render=obs_mode == "rgb",
-                         terminate_on_success=terminate_on_success)
+                         terminate_on_success=terminate_on_success, group_size=group_size)
 
     def expert_actions(self, privileged: np.ndarray) -> np.ndarray:
         """Scripted-expert actions [B, 4] for the batched privileged obs [B, 39]."""
