@@ -257,3 +257,14 @@ def test_cfm_sft_overfits_a_tiny_batch(text_encoder):
     assert losses[-1] < 0.3 * losses[0], losses
     for k, v in pol.vision.state_dict().items():
         assert torch.equal(v, bn_before[k]), f"frozen encoder changed: {k}"
+
+
+def test_fused_backbone_matches_the_unfused_one():
+    from pirl_core.policies.encoders import MobileNetV2Features
+
+    enc = MobileNetV2Features("stride16")
+    images = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        reference = enc.features(enc.preprocess(images))
+    torch.testing.assert_close(enc(images), reference, rtol=1e-4, atol=1e-4)
+    assert all(k.startswith("features.") for k in enc.state_dict())  # torchvision's keys kept
