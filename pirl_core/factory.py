@@ -47,13 +47,17 @@ def benchmark_tasks(env: EnvConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tasks))
 
 
-def make_envs(cfg: Config, seed: int, num_envs: int | None = None) -> Any:
+def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: int = 1) -> Any:
+    """The training vector env; with group_size G (GRPO), G envs per task share initial states
+    and there are len(tasks) * G envs."""
     from pirl_core.envs.metaworld import MetaWorldVecEnv
 
-    env = cfg.env
-    return MetaWorldVecEnv(benchmark_tasks(env), num_envs or env.num_envs,
-                           image_size=env.image_size, obs_mode=env.obs_mode,
-                           max_episode_steps=env.max_episode_steps, seed=seed)
+    env, tasks = cfg.env, benchmark_tasks(cfg.env)
+    if group_size > 1:
+        num_envs = len(tasks) * group_size
+    return MetaWorldVecEnv(tasks, num_envs or env.num_envs, image_size=env.image_size,
+                           obs_mode=env.obs_mode, max_episode_steps=env.max_episode_steps,
+                           seed=seed, group_size=group_size)
 
 
 def make_policy(cfg: Config):
@@ -79,11 +83,15 @@ def make_agent(cfg: Config, policy) -> Agent:
 
 
 # The RL methods the pipeline's matrix runs, as overrides of params.yaml's sampler section (the
-# paper's pairings: Flow-Noise = one-layer MDP over the whole chain; Flow-SDE = hybrid two-layer).
+# paper's pairings: Flow-Noise = one-layer MDP over the whole chain; Flow-SDE = hybrid two-layer;
+# GRPO = Flow-SDE with group advantages instead of a critic, paper Table 5).
+_FLOW_SDE = ("sampler.method=flow_sde", "sampler.mdp=two_layer", "sampler.schedule=hybrid")
 RL_METHODS: dict[str, tuple[str, ...]] = {
     "flow_noise": ("sampler.method=flow_noise", "sampler.mdp=one_layer", "sampler.schedule=all"),
-    "flow_sde": ("sampler.method=flow_sde", "sampler.mdp=two_layer", "sampler.schedule=hybrid"),
+    "flow_sde": _FLOW_SDE,
+    "grpo": _FLOW_SDE,
 }
+RL_ALGORITHM = {"flow_noise": "ppo", "flow_sde": "ppo", "grpo": "grpo"}
 
 
 def method_overrides(method: str) -> tuple[str, ...]:

@@ -17,8 +17,9 @@ import torch
 
 from pirl_core.agent import Agent
 from pirl_core.checkpoint import save_checkpoint
-from pirl_core.config import PPOConfig
+from pirl_core.config import GRPOConfig, PPOConfig
 from pirl_core.rollout import RolloutStats, collect_rollout, start_envs
+from pirl_core.rollout_grpo import collect_group_rollout
 from pirl_core.update import learning_rate_at, ppo_update
 
 LogFn = Callable[[int, dict[str, float]], None]
@@ -37,26 +38,36 @@ def episode_metrics(stats: RolloutStats) -> dict[str, float]:
 
 
 def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | Path,
-             log: LogFn | None = None, evaluate: EvalFn | None = None) -> list[dict[str, float]]:
-    """PPO on `envs` for ppo.num_iterations (or until ppo.budget_minutes); returns the history."""
+             log: LogFn | None = None, evaluate: EvalFn | None = None,
+             grpo: GRPOConfig | None = None) -> list[dict[str, float]]:
+    """PPO on `envs` for ppo.num_iterations (or until ppo.budget_minutes); returns the history.
+
+    With `grpo`, advantages come from groups of envs sharing an initial state (one synchronous
+    episode per env per iteration, `envs.group_size` = the group size) and no critic is trained;
+    the clipped surrogate and everything else stay PPO's."""
     run_dir = Path(run_dir)
     generator = torch.Generator().manual_seed(seed)
     actor_params, critic_params = agent.trainable_parameters()
     actor_opt = torch.optim.Adam(actor_params, lr=ppo.learning_rate)
-    critic_opt = torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
-    env_state = start_envs(envs, seed)
+    critic_opt = None if grpo else torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
+    optimizers = {"actor": actor_opt} | ({"critic": critic_opt} if critic_opt else {})
+    env_state = None if grpo else start_envs(envs, seed)
     history: list[dict[str, float]] = []
     t_start = time.perf_counter()
     if evaluate is not None:
         history.append({"iteration": 0, "global_step": 0} | evaluate(agent))
     global_step = 0
     for iteration in range(1, ppo.num_iterations + 1):
-        for opt, base in ((actor_opt, ppo.learning_rate), (critic_opt, ppo.critic_learning_rate)):
+        for name, opt in optimizers.items():
+            base = ppo.learning_rate if name == "actor" else ppo.critic_learning_rate
             for group in opt.param_groups:
                 group["lr"] = learning_rate_at(base, iteration - 1, ppo)
 
-        batch, env_state, stats = collect_rollout(envs, agent, env_state, ppo.num_steps, ppo,
-                                                  generator)
+        if grpo is None:
+            batch, env_state, stats = collect_rollout(envs, agent, env_state, ppo.num_steps, ppo,
+                                                      generator)
+        else:
+            batch, stats = collect_group_rollout(envs, agent, iteration, generator, grpo.adv_eps)
         global_step += stats.env_steps
         t_update = time.perf_counter()
         metrics = ppo_update(agent, batch, ppo, actor_opt, critic_opt, generator)
@@ -76,8 +87,7 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
         if log is not None:
             log(iteration, metrics)
         if last or (ppo.checkpoint_every and iteration % ppo.checkpoint_every == 0):
-            save_checkpoint(run_dir / "checkpoint", {"agent": agent},
-                            {"actor": actor_opt, "critic": critic_opt}, {"rl": generator},
+            save_checkpoint(run_dir / "checkpoint", {"agent": agent}, optimizers, {"rl": generator},
                             {"iteration": iteration, "global_step": global_step})
         if out_of_time:
             break

@@ -47,8 +47,10 @@ def learning_rate_at(base_lr: float, iteration: int, cfg: PPOConfig) -> float:
     return 0.5 * base_lr * (1 + math.cos(math.pi * iteration / cfg.num_iterations))
 
 
-def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig) -> tuple[Tensor, dict[str, Tensor]]:
-    """PPO loss of one minibatch: clipped surrogate + value loss - entropy bonus (Flow-Noise)."""
+def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig,
+                   use_critic: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO loss of one minibatch: clipped surrogate + value loss - entropy bonus (Flow-Noise).
+    GRPO (`use_critic=False`) has no value loss: its advantages come from group returns."""
     means, stds = agent.replay(mb.cache, mb.state, mb.chain)
     new_lp = chain_logprob(mb.chain, means, stds, agent.sampler)
     adv = normalize_advantages(mb.advantages) if cfg.norm_adv else mb.advantages
@@ -59,10 +61,12 @@ def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig) -> tuple[Tensor, dic
         ent = step_entropies(stds, mb.chain.stochastic, agent.sampler.logprob_reduce_dims)
         entropy = ent.sum(1).mean()
         metrics["losses/entropy"] = entropy.detach()
-    new_values = agent.value(mb.critic_input)
-    v_loss = value_loss(new_values, mb.returns, mb.values,
-                        cfg.clip_coef if cfg.clip_vloss else None)
-    metrics["losses/value_loss"] = v_loss.detach()
+    v_loss = torch.zeros(())
+    if use_critic:
+        new_values = agent.value(mb.critic_input)
+        v_loss = value_loss(new_values, mb.returns, mb.values,
+                            cfg.clip_coef if cfg.clip_vloss else None)
+        metrics["losses/value_loss"] = v_loss.detach()
     metrics["losses/max_ratio_dev"] = (new_lp - old_lp).exp().sub(1).abs().max().detach()
     return ppo_total_loss(pg_loss, v_loss, entropy, cfg.vf_coef, cfg.ent_coef), metrics
 
@@ -80,14 +84,18 @@ def recompute_old_logprobs(agent: Agent, batch: Batch, order: Tensor, mb_size: i
 
 
 def ppo_update(agent: Agent, batch: Batch, cfg: PPOConfig, actor_opt: torch.optim.Optimizer,
-               critic_opt: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
-    """`update_epochs` passes of shuffled minibatches over the batch; returns averaged metrics."""
+               critic_opt: torch.optim.Optimizer | None, generator: torch.Generator
+               ) -> dict[str, float]:
+    """`update_epochs` passes of shuffled minibatches over the batch; returns averaged metrics.
+    Without a critic optimizer (GRPO) the value head is neither trained nor reported."""
     n = len(batch)
     mb_size = max(1, n // cfg.num_minibatches)
     sums: dict[str, float] = defaultdict(float)
     count, first_dev = 0, None
     actor_params = [p for g in actor_opt.param_groups for p in g["params"]]
-    critic_params = [p for g in critic_opt.param_groups for p in g["params"]]
+    opts = [actor_opt] + ([critic_opt] if critic_opt is not None else [])
+    critic_params = [] if critic_opt is None else [p for g in critic_opt.param_groups
+                                                   for p in g["params"]]
     perm = torch.randperm(n, generator=generator)
     old = recompute_old_logprobs(agent, batch, perm, mb_size)
     rollout_dev = float((old - batch.logprobs).abs().max())
@@ -98,14 +106,17 @@ def ppo_update(agent: Agent, batch: Batch, cfg: PPOConfig, actor_opt: torch.opti
         epoch_kl = []
         for start in range(0, mb_size * cfg.num_minibatches, mb_size):
             mb = batch.index(perm[start:start + mb_size])
-            loss, metrics = minibatch_loss(agent, mb, cfg)
+            loss, metrics = minibatch_loss(agent, mb, cfg, use_critic=critic_opt is not None)
             if first_dev is None:
                 first_dev = float(metrics["losses/max_ratio_dev"])
-            actor_opt.zero_grad(), critic_opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(actor_params, cfg.max_grad_norm)
-            torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
-            actor_opt.step(), critic_opt.step()
+            if critic_params:
+                torch.nn.utils.clip_grad_norm_(critic_params, cfg.max_grad_norm)
+            for opt in opts:
+                opt.step()
             for key, value in metrics.items():
                 sums[key] += float(value)
             count += 1
@@ -115,5 +126,6 @@ def ppo_update(agent: Agent, batch: Batch, cfg: PPOConfig, actor_opt: torch.opti
     out = {key: value / count for key, value in sums.items()}
     out["losses/first_ratio_dev"] = first_dev
     out["losses/rollout_logprob_dev"] = rollout_dev
-    out["losses/explained_variance"] = explained_variance(batch.values, batch.returns)
+    if critic_opt is not None:
+        out["losses/explained_variance"] = explained_variance(batch.values, batch.returns)
     return out

@@ -93,3 +93,22 @@ def test_a_deepcopied_agent_samples_through_its_own_policy():
     u_a, _ = agent.velocity(x, tau, (cache, obs_state))
     u_b, _ = twin.velocity(x, tau, (cache, obs_state))
     assert not torch.equal(u_a, u_b)
+
+
+def test_grpo_iteration_trains_the_actor_without_a_critic(tmp_path):
+    from pirl_core.config import GRPOConfig
+    from pirl_core.train import train_rl
+
+    agent = _agent(SamplerConfig(method="flow_sde", num_steps=2, schedule="hybrid",
+                                 mdp="two_layer"), "expert")
+    critic_before = [p.detach().clone() for p in agent.critic.parameters()]
+    ppo = PPOConfig(num_iterations=1, update_epochs=1, num_minibatches=1, checkpoint_every=0)
+    with MetaWorldVecEnv(TASKS, 4, image_size=64, max_episode_steps=10, seed=0,
+                         group_size=2) as env:
+        history = train_rl(agent, env, ppo, 0, tmp_path, grpo=GRPOConfig(group_size=2))
+    metrics = history[-1]
+    assert metrics["losses/first_ratio_dev"] == 0.0
+    assert "losses/value_loss" not in metrics and "losses/explained_variance" not in metrics
+    assert metrics["charts/episodes"] == 4.0  # one synchronous episode per env
+    assert all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters()))
+    assert (tmp_path / "checkpoint" / "model.safetensors").is_file()
