@@ -37,6 +37,14 @@ def episode_metrics(stats: RolloutStats) -> dict[str, float]:
     return out
 
 
+def set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], ppo: PPOConfig,
+                       iteration: int) -> None:
+    for name, opt in optimizers.items():
+        base = ppo.learning_rate if name == "actor" else ppo.critic_learning_rate
+        for group in opt.param_groups:
+            group["lr"] = learning_rate_at(base, iteration, ppo)
+
+
 def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | Path,
              log: LogFn | None = None, evaluate: EvalFn | None = None,
              grpo: GRPOConfig | None = None) -> list[dict[str, float]]:
@@ -58,10 +66,7 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
         history.append({"iteration": 0, "global_step": 0} | evaluate(agent))
     global_step = 0
     for iteration in range(1, ppo.num_iterations + 1):
-        for name, opt in optimizers.items():
-            base = ppo.learning_rate if name == "actor" else ppo.critic_learning_rate
-            for group in opt.param_groups:
-                group["lr"] = learning_rate_at(base, iteration - 1, ppo)
+        set_learning_rates(optimizers, ppo, iteration - 1)
 
         if grpo is None:
             batch, env_state, stats = collect_rollout(envs, agent, env_state, ppo.num_steps, ppo,
