@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from pirl_core.agent import Agent
-from pirl_core.config import CriticConfig, EvalConfig, PolicyConfig, ReportConfig, SamplerConfig
+from tests.helpers import tiny_agent
+from pirl_core.config import EvalConfig, ReportConfig, SamplerConfig
 from pirl_core.envs.chunked import episode_seed
 from pirl_core.envs.metaworld import MetaWorldVecEnv
 from pirl_core.evaluate import (
@@ -24,7 +25,6 @@ from pirl_core.evaluate import (
     evaluate_modes,
     metaworld_env_factory,
 )
-from pirl_core.policies.small import SmallVLA
 
 TASKS = ("reach-v3", "button-press-topdown-v3")
 E = 2
@@ -77,16 +77,8 @@ def factory_for(shared: RecordingEnv):
 
 
 def make_agent(seed: int) -> Agent:
-    torch.manual_seed(seed)
-    policy = SmallVLA(4, 5, 4, PolicyConfig(hidden_dim=32, num_layers=1, num_heads=2),
-                      image_size=64)
-    with torch.no_grad():  # the zero-initialised output layer would make every chain identical
-        for p in policy.expert_parameters():
-            if p.dim() == 2 and p.shape[0] == 4:
-                p.normal_(0, 0.2)
-    policy.configure_stage("rl")
-    sampler = SamplerConfig(method="flow_sde", num_steps=3, schedule="all", mdp="two_layer")
-    return Agent(policy, sampler, CriticConfig(placement="expert", num_layers=1, hidden_dim=16))
+    return tiny_agent(SamplerConfig(method="flow_sde", num_steps=3, schedule="all",
+                                    mdp="two_layer"), "expert", seed)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from pirl_core.agent import Agent
-from pirl_core.config import CriticConfig, PolicyConfig, PPOConfig, SamplerConfig
+from tests.helpers import tiny_agent
+from pirl_core.config import PPOConfig, SamplerConfig
 from pirl_core.envs.metaworld import MetaWorldVecEnv
 from pirl_core.policies.base import Observation
-from pirl_core.policies.small import SmallVLA
 from pirl_core.rollout import collect_rollout, start_envs
 from pirl_core.update import ppo_update
 
@@ -27,15 +27,7 @@ def envs():
 
 
 def _agent(sampler: SamplerConfig, placement: str) -> Agent:
-    torch.manual_seed(0)
-    policy = SmallVLA(4, 5, 4, PolicyConfig(hidden_dim=32, num_layers=1, num_heads=2),
-                      image_size=64)
-    with torch.no_grad():  # the zero-initialised output layer would make every chain identical
-        for p in policy.expert_parameters():
-            if p.dim() == 2 and p.shape[0] == 4:
-                p.normal_(0, 0.2)
-    policy.configure_stage("rl")
-    return Agent(policy, sampler, CriticConfig(placement=placement, num_layers=1, hidden_dim=16))
+    return tiny_agent(sampler, placement)
 
 
 CASES = [
