@@ -136,7 +136,7 @@ class PPOConfig:
     """Minibatches per pass; minibatch size = batch size / num_minibatches."""
     target_kl: float | None = None
     """Stop the update epochs early once the approximate KL exceeds this; null disables."""
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-5
     """Actor learning rate."""
     critic_learning_rate: float = 1e-3
     """Critic (value head) learning rate."""
@@ -144,11 +144,11 @@ class PPOConfig:
     """Learning-rate schedule over num_iterations."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
-    num_iterations: int = 50
+    num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
     num_steps: int = 20
     """Chunk steps per env per rollout (CleanRL's num_steps; one step = one action chunk)."""
-    budget_minutes: float | None = None
+    budget_minutes: float | None = 20.0
     """Wall-clock budget of one RL run; training stops after the iteration that exceeds it."""
     eval_every: int = 10
     """Iterations between evaluations during RL (0: evaluate only before and after)."""

@@ -27,7 +27,10 @@ EvalFn = Callable[[Agent], dict[str, float]]
 
 
 def episode_metrics(stats: RolloutStats) -> dict[str, float]:
-    """charts/* from the episodes that ended during one rollout (none ended: nothing logged)."""
+    """charts/* from the episodes that ended during one rollout (none ended: nothing logged).
+
+    Biased toward success: successful episodes are short, so they end inside a rollout window
+    more often. Read the evaluator's numbers for the policy's success rate."""
     out = {"time/env_steps_per_s": stats.env_steps / max(stats.seconds, 1e-9)}
     if stats.episode_returns:
         out |= {"charts/episodic_return": float(np.mean(stats.episode_returns)),
