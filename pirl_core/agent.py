@@ -14,6 +14,7 @@ Shapes: B batch, K denoising steps, H actions per chunk, D action dim, F feature
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 

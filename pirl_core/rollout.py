@@ -130,7 +130,12 @@ def make_batch(steps: list[Step], rewards: list, terminated: list, truncated: li
     values = torch.stack([s.value for s in steps])
     adv, ret = compute_gae(as_t(rewards).float(), values, next_value, as_t(terminated),
                            as_t(truncated), ppo.gamma, ppo.gae_lambda, torch.stack(trunc_values))
+    return batch_from_steps(steps, adv.flatten(), ret.flatten())
+
+
+def batch_from_steps(steps: list[Step], advantages: Tensor, returns: Tensor) -> Batch:
+    """Concatenate per-step policy outputs t-major into a Batch with the given [T * B] targets."""
     return Batch(cat_caches([s.cache for s in steps]), torch.cat([s.state for s in steps]),
                  Chain.cat([s.chain for s in steps]), torch.cat([s.logprob for s in steps]),
-                 values.flatten(), torch.cat([s.critic_input for s in steps]),
-                 adv.flatten(), ret.flatten())
+                 torch.cat([s.value for s in steps]), torch.cat([s.critic_input for s in steps]),
+                 advantages, returns)

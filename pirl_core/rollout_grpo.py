@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,7 @@ import torch
 
 from pirl_core.agent import Agent, Step
 from pirl_core.losses import grpo_advantages
-from pirl_core.rollout import Batch, RolloutStats, cat_caches, to_observation
-from pirl_core.samplers import Chain
+from pirl_core.rollout import Batch, RolloutStats, batch_from_steps, to_observation
 
 
 def collect_group_rollout(envs: Any, agent: Agent, episode: int, generator: torch.Generator,
@@ -55,15 +55,9 @@ def collect_group_rollout(envs: Any, agent: Agent, episode: int, generator: torc
 
 
 def _group_batch(steps: list[Step], masks: np.ndarray, adv_per_env: torch.Tensor) -> Batch:
-    """Flatten t-major and keep the rows of chunks that belonged to an episode."""
-    keep = torch.as_tensor(masks.reshape(-1))
-    rows = torch.nonzero(keep).squeeze(1)
-    adv = adv_per_env.repeat(len(steps))[rows]
-    zeros = torch.zeros(len(rows))
-    full = Batch(cat_caches([s.cache for s in steps]), torch.cat([s.state for s in steps]),
-                 Chain.cat([s.chain for s in steps]), torch.cat([s.logprob for s in steps]),
-                 torch.cat([s.value for s in steps]), torch.cat([s.critic_input for s in steps]),
-                 torch.zeros(keep.shape[0]), torch.zeros(keep.shape[0]))
-    picked = full.index(rows)
-    return Batch(picked.cache, picked.state, picked.chain, picked.logprobs, zeros,
-                 picked.critic_input, adv, zeros)
+    """Flatten t-major and keep the rows of chunks that belonged to an episode (no critic:
+    values and returns are 0)."""
+    rows = torch.nonzero(torch.as_tensor(masks.reshape(-1))).squeeze(1)
+    adv = adv_per_env.repeat(len(steps))
+    picked = batch_from_steps(steps, adv, torch.zeros_like(adv)).index(rows)
+    return replace(picked, values=torch.zeros(len(rows)))
