@@ -1,0 +1,25 @@
+"""Tables 7-8 come from the resolved config: every paper row, our values read from the config."""
+
+from __future__ import annotations
+
+import pytest
+
+from pirl_core.config import Config, PPOConfig
+from pirl_core.hyperparams import ROWS, hyperparameter_rows, paper_hyperparameters
+
+
+def test_rows_carry_the_paper_and_our_values():
+    cfg = Config(ppo=PPOConfig(learning_rate=3e-5, num_steps=40, num_minibatches=2))
+    rows = hyperparameter_rows({"ours": cfg}, "table7_libero_hyperparameters", "paper pi0")
+    by = {r["hyperparameter"]: r for r in rows}
+    assert len(rows) == len(ROWS)
+    assert by["Actor lr"] == {"hyperparameter": "Actor lr", "paper pi0": "1e-05", "ours": "3e-05"}
+    assert by["Batch size (rows per minibatch)"]["ours"] == str(cfg.env.num_envs * 40 // 2)
+    assert by["Denoise steps"]["paper pi0"] == "4"
+
+
+def test_both_paper_tables_are_complete_and_unknown_ones_are_named():
+    for table in ("table7_libero_hyperparameters", "table8_maniskill_hyperparameters"):
+        assert set(paper_hyperparameters(table)) == set(ROWS)
+    with pytest.raises(KeyError, match="table99"):
+        paper_hyperparameters("table99")
