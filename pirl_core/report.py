@@ -45,3 +45,15 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
+
+
+def report_index(items: dict[str, dict], root: str | Path = ".") -> list[dict[str, str]]:
+    """Rows of the report's index: each paper item, its files, and "done" when every file exists
+    under `root`, else "pending: <why>" (items as in pirl_core/data/report_items.yaml)."""
+    rows = []
+    for key, item in items.items():
+        missing = [p for p in item["ours"] if not (Path(root) / p).is_file()]
+        status = "done" if not missing else f"pending: {item['pending']}"
+        rows.append({"item": key, "paper": item["paper"], "ours": ", ".join(item["ours"]),
+                     "status": status})
+    return rows
