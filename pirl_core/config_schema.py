@@ -144,6 +144,9 @@ class PPOConfig:
     """Learning-rate schedule over num_iterations."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+    ref_kl_coef: float = 0.0
+    """Weight of a KL penalty to the policy RL started from (the SFT policy), summed over the
+    replayed stochastic transitions; 0 turns it off (the paper has none). Not in the paper."""
     num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
     num_steps: int = 20
@@ -158,7 +161,7 @@ class PPOConfig:
     def __post_init__(self) -> None:
         _unit_interval(self, "gamma", "gae_lambda")
         _positive(self, "clip_coef", "max_grad_norm", "learning_rate", "critic_learning_rate")
-        _non_negative(self, "vf_coef", "ent_coef")
+        _non_negative(self, "vf_coef", "ent_coef", "ref_kl_coef")
         _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations", "num_steps")
         _at_least(self, 0, "eval_every", "checkpoint_every")
         _require(self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes",

@@ -69,6 +69,18 @@ def step_entropies(stds: Tensor, stochastic: Tensor, reduce_dims: str = "sum") -
     return _reduce(ent, reduce_dims, 2)
 
 
+def transition_kl(means: Tensor, ref_means: Tensor, stds: Tensor, stochastic: Tensor,
+                  reduce_dims: str = "sum") -> Tensor:
+    """[B] sum over stochastic steps of KL(N(mean, std^2) || N(ref_mean, std^2)) =
+    (mean - ref_mean)^2 / (2 std^2), reduced over H x D like the log-probs (std detached: the
+    penalty anchors the means, not the noise)."""
+    m = stochastic[..., None, None]
+    safe_std = torch.where(m, stds.detach().float(), torch.ones_like(stds, dtype=torch.float32))
+    kl = 0.5 * ((means.float() - ref_means.float()) / safe_std) ** 2
+    kl = torch.where(m, kl, torch.zeros_like(kl))
+    return _reduce(kl, reduce_dims, 2).sum(1)
+
+
 def joint_logprob(states: Tensor, means: Tensor, stds: Tensor, stochastic: Tensor,
                   reduce_dims: str = "sum", reduce_steps: str = "sum",
                   include_prior: bool = True) -> Tensor:

@@ -8,6 +8,7 @@ Metric names follow CleanRL: charts/* for episodes, losses/* for the update, tim
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -63,6 +64,8 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
     critic_opt = None if grpo else torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
     optimizers = {"actor": actor_opt} | ({"critic": critic_opt} if critic_opt else {})
     env_state = None if grpo else start_envs(envs, seed)
+    # the KL anchor: the policy as RL found it (frozen), only when the penalty is on
+    reference = copy.deepcopy(agent.policy).requires_grad_(False) if ppo.ref_kl_coef > 0 else None
     history: list[dict[str, float]] = []
     t_start = time.perf_counter()
     if evaluate is not None:
@@ -78,7 +81,7 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
             batch, stats = collect_group_rollout(envs, agent, iteration, generator, grpo.adv_eps)
         global_step += stats.env_steps
         t_update = time.perf_counter()
-        metrics = ppo_update(agent, batch, ppo, actor_opt, critic_opt, generator)
+        metrics = ppo_update(agent, batch, ppo, actor_opt, critic_opt, generator, reference)
         metrics |= episode_metrics(stats)
         metrics |= {"time/rollout_s": stats.seconds,
                     "time/update_s": time.perf_counter() - t_update,

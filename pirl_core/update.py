@@ -25,10 +25,12 @@ from torch import Tensor
 
 from pirl_core.agent import Agent
 from pirl_core.config import PPOConfig
-from pirl_core.logprob import chain_logprob, step_entropies
+from pirl_core.logprob import chain_logprob, step_entropies, transition_kl
 from pirl_core.losses import (explained_variance, normalize_advantages, ppo_policy_loss,
                               ppo_total_loss, value_loss)
+from pirl_core.policies.base import policy_velocity
 from pirl_core.rollout import Batch
+from pirl_core.samplers import replay_transitions
 
 
 def per_decision(new_lp: Tensor, old_lp: Tensor, adv: Tensor, stochastic: Tensor
@@ -47,10 +49,21 @@ def learning_rate_at(base_lr: float, iteration: int, cfg: PPOConfig) -> float:
     return 0.5 * base_lr * (1 + math.cos(math.pi * iteration / cfg.num_iterations))
 
 
-def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig,
-                   use_critic: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
-    """PPO loss of one minibatch: clipped surrogate + value loss - entropy bonus (Flow-Noise).
-    GRPO (`use_critic=False`) has no value loss: its advantages come from group returns."""
+def reference_kl(agent: Agent, reference: torch.nn.Module, mb: Batch, means: Tensor,
+                 stds: Tensor) -> Tensor:
+    """[M] KL of the current transitions to the reference policy's on the stored chains."""
+    with torch.no_grad():
+        ref_means, _ = replay_transitions(policy_velocity(reference), mb.chain,
+                                          (mb.cache, mb.state), agent.sampler, agent.noise_fn)
+    return transition_kl(means, ref_means, stds, mb.chain.stochastic,
+                         agent.sampler.logprob_reduce_dims)
+
+
+def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig, use_critic: bool = True,
+                   reference: torch.nn.Module | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """PPO loss of one minibatch: clipped surrogate + value loss - entropy bonus (Flow-Noise)
+    (+ ref_kl_coef * KL to `reference`). GRPO (`use_critic=False`) has no value loss: its
+    advantages come from group returns."""
     means, stds = agent.replay(mb.cache, mb.state, mb.chain)
     new_lp = chain_logprob(mb.chain, means, stds, agent.sampler)
     adv = normalize_advantages(mb.advantages) if cfg.norm_adv else mb.advantages
@@ -68,7 +81,12 @@ def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig,
                             cfg.clip_coef if cfg.clip_vloss else None)
         metrics["losses/value_loss"] = v_loss.detach()
     metrics["losses/max_ratio_dev"] = (new_lp - old_lp).exp().sub(1).abs().max().detach()
-    return ppo_total_loss(pg_loss, v_loss, entropy, cfg.vf_coef, cfg.ent_coef), metrics
+    loss = ppo_total_loss(pg_loss, v_loss, entropy, cfg.vf_coef, cfg.ent_coef)
+    if reference is not None and cfg.ref_kl_coef > 0:
+        kl = reference_kl(agent, reference, mb, means, stds).mean()
+        metrics["losses/ref_kl"] = kl.detach()
+        loss = loss + cfg.ref_kl_coef * kl
+    return loss, metrics
 
 
 @torch.no_grad()
@@ -84,10 +102,11 @@ def recompute_old_logprobs(agent: Agent, batch: Batch, order: Tensor, mb_size: i
 
 
 def ppo_update(agent: Agent, batch: Batch, cfg: PPOConfig, actor_opt: torch.optim.Optimizer,
-               critic_opt: torch.optim.Optimizer | None, generator: torch.Generator
-               ) -> dict[str, float]:
+               critic_opt: torch.optim.Optimizer | None, generator: torch.Generator,
+               reference: torch.nn.Module | None = None) -> dict[str, float]:
     """`update_epochs` passes of shuffled minibatches over the batch; returns averaged metrics.
-    Without a critic optimizer (GRPO) the value head is neither trained nor reported."""
+    Without a critic optimizer (GRPO) the value head is neither trained nor reported; with a
+    `reference` policy and cfg.ref_kl_coef > 0 the actor is also pulled toward it."""
     n = len(batch)
     mb_size = max(1, n // cfg.num_minibatches)
     sums: dict[str, float] = defaultdict(float)
@@ -106,7 +125,7 @@ def ppo_update(agent: Agent, batch: Batch, cfg: PPOConfig, actor_opt: torch.opti
         epoch_kl = []
         for start in range(0, mb_size * cfg.num_minibatches, mb_size):
             mb = batch.index(perm[start:start + mb_size])
-            loss, metrics = minibatch_loss(agent, mb, cfg, use_critic=critic_opt is not None)
+            loss, metrics = minibatch_loss(agent, mb, cfg, critic_opt is not None, reference)
             if first_dev is None:
                 first_dev = float(metrics["losses/max_ratio_dev"])
             for opt in opts:

@@ -232,6 +232,11 @@ class InstructionEncoder:
     def cache_size(self) -> int:
         return len(self._cache)
 
+    def __deepcopy__(self, memo: dict) -> InstructionEncoder:
+        # Frozen and shared per process: a copied policy (old-policy snapshot, KL reference)
+        # shares it instead of duplicating 22M parameters.
+        return self
+
     @torch.no_grad()
     def _embed(self, text: str) -> Tensor:
         emb = self.model.encode([text], convert_to_tensor=True, normalize_embeddings=True,
