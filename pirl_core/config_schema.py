@@ -132,7 +132,7 @@ class PPOConfig:
     """Global gradient-norm clip."""
     update_epochs: int = 4
     """Passes over each rollout batch."""
-    num_minibatches: int = 4
+    num_minibatches: int = 2
     """Minibatches per pass; minibatch size = batch size / num_minibatches."""
     target_kl: float | None = None
     """Stop the update epochs early once the approximate KL exceeds this; null disables."""
@@ -149,7 +149,7 @@ class PPOConfig:
     replayed stochastic transitions; 0 turns it off (the paper has none). Not in the paper."""
     num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
-    num_steps: int = 20
+    num_steps: int = 40
     """Chunk steps per env per rollout (CleanRL's num_steps; one step = one action chunk)."""
     budget_minutes: float | None = 20.0
     """Wall-clock budget of one RL run; training stops after the iteration that exceeds it."""
@@ -204,8 +204,11 @@ class FPOConfig:
 class CriticConfig:
     """Value head (paper Sec. 4.3.2)."""
 
-    placement: Literal["expert", "vlm"] = "expert"
-    """Attach after the action expert (averaged over the denoising path, pi0) or the VLM (pi0.5)."""
+    placement: Literal["expert", "vlm"] = "vlm"
+    """Attach after the action expert (averaged over the denoising path, pi0) or the VLM (pi0.5).
+    "expert" reads the features of the SAMPLED chain, so its value also depends on the action
+    taken (a biased baseline); "vlm" sees the observation only, and the paper's Fig. 6 finds it
+    regresses better."""
     num_layers: Literal[1, 4] = 4
     """MLP depth; the paper's ablation (Fig. 6) compares 1 and 4 layers."""
     hidden_dim: int = 128
@@ -219,7 +222,7 @@ class CriticConfig:
 class SFTConfig:
     """Few-shot supervised flow-matching fine-tuning before RL."""
 
-    num_demos_per_task: int = 10
+    num_demos_per_task: int = 2
     """Expert demonstrations per task."""
     batch_size: int = 64
     """Samples per SFT step."""
@@ -247,8 +250,8 @@ class EnvConfig:
     benchmark: Literal["metaworld", "maniskill", "libero"] = "metaworld"
     """Simulator suite."""
     tasks: tuple[str, ...] = ()
-    """Task names; empty = the benchmark's default mini suite."""
-    num_envs: int = 10
+    """Task names or suites (metaworld: "mini", "mt10", "mt50"); empty = the mini suite."""
+    num_envs: int = 12
     """Parallel environments per rollout."""
     chunk_size: int = 5
     """H, actions executed per policy call (one chunk = one macro-step)."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pirl_core.config import Config, ConfigError, EnvConfig, load_config
-from pirl_core.factory import MT10, benchmark_tasks, make_agent, make_policy, method_overrides
+from pirl_core.factory import MINI, MT10, benchmark_tasks, make_agent, make_policy, method_overrides
 
 
-def test_default_suite_is_mt10_and_suites_expand():
-    assert benchmark_tasks(EnvConfig()) == MT10
+def test_default_suite_is_mini_and_suites_expand():
+    assert benchmark_tasks(EnvConfig()) == MINI
+    assert set(MINI) < set(MT10) and len(MINI) == 6
+    assert benchmark_tasks(EnvConfig(tasks=("mt10",))) == MT10
     assert len(benchmark_tasks(EnvConfig(tasks=("mt50",)))) == 50
     assert benchmark_tasks(EnvConfig(tasks=("reach-v3", "mt10"))) == MT10  # deduplicated, ordered
 
