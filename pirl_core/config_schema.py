@@ -146,7 +146,8 @@ class PPOConfig:
     """Normalise advantages per minibatch."""
     ref_kl_coef: float = 0.0
     """Weight of a KL penalty to the policy RL started from (the SFT policy), summed over the
-    replayed stochastic transitions; 0 turns it off (the paper has none). Not in the paper."""
+    replayed stochastic transitions; 0 turns it off. Not in the paper: a guard against the drift
+    that noisy small-batch updates cause (see README, "RL at mini scale")."""
     num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
     num_steps: int = 40
