@@ -3,8 +3,8 @@
 Same policy weights, envs, seed and batch size for the three, measured side by side in one
 process (`pirl_core.update_timing`). The paper's hybrid is 0.53x the standard two-layer update;
 pirl aims for <= 0.30x by reusing the frozen prefix from the rollout. Prints the figures;
-`--out` writes them as JSON (the ablation stage writes results/metrics/update_time.json the same
-way).
+`--out` writes them as JSON (the `update_time` stage writes results/metrics/update_time.json
+the same way).
 
     .venv/bin/python benchmarks/bench_update_time.py [--preset mini] [--threads 1] [--repeats 3]
         [--checkpoint checkpoints/sft] [--out results/metrics/update_time.json]

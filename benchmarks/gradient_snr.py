@@ -34,7 +34,7 @@ def actor_gradient(agent, batch: Batch, cfg, rows: torch.Tensor) -> torch.Tensor
 def fit_critic(agent, envs, cfg, state, gen, rollouts: int = 3, steps: int = 50):
     opt = torch.optim.Adam(agent.trainable_parameters()[1], lr=cfg.ppo.critic_learning_rate)
     for _ in range(rollouts):
-        batch, state, _ = collect_rollout(envs, agent, state, 40, cfg.ppo, gen)
+        batch, state, _ = collect_rollout(envs, agent, state, cfg.ppo.num_steps, cfg.ppo, gen)
         for _ in range(steps):
             loss = (agent.value(batch.critic_input) - batch.returns).pow(2).mean()
             opt.zero_grad()

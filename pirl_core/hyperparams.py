@@ -35,8 +35,10 @@ ROWS: dict[str, tuple[str, Any]] = {
     "action_chunk": ("Action chunk H", lambda c: c.env.chunk_size),
     "denoise_steps": ("Denoise steps", lambda c: c.sampler.num_steps),
     "noise_level": ("Noise level a (Flow-SDE)", lambda c: c.sampler.noise_level),
-    "noise_max_std": ("Max std (Flow-Noise; paper: 'max log-var')", lambda c: c.sampler.noise_max_std),
-    "noise_min_std": ("Min std (Flow-Noise; paper: 'min log-var')", lambda c: c.sampler.noise_min_std),
+    "noise_max_std": ("Max std (Flow-Noise; paper: 'max log-var')",
+                      lambda c: c.sampler.noise_max_std),
+    "noise_min_std": ("Min std (Flow-Noise; paper: 'min log-var')",
+                      lambda c: c.sampler.noise_min_std),
     "ent_coef": ("Entropy bonus (Flow-Noise)", lambda c: c.ppo.ent_coef),
 }
 

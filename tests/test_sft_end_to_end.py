@@ -1,18 +1,19 @@
 """Slow: the demos -> SFT -> evaluation chain through pirl_core on the real simulator, at a size
 that still learns something: SFT on scripted demos must cut the CFM loss, and the SFT policy must
-run the canonical evaluator in both modes (success itself is the pipeline's figure, not a test's)."""
+run the canonical evaluator in both modes (success itself is the pipeline's figure, not a
+test's)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pirl_core.config import CriticConfig, EvalConfig, PolicyConfig, ReportConfig, SFTConfig
+from pirl_core.agent import Agent
+from pirl_core.config import (CriticConfig, EvalConfig, PolicyConfig, ReportConfig, SamplerConfig,
+                              SFTConfig)
 from pirl_core.data.demos import record_metaworld_demos
 from pirl_core.data.lerobot_format import read_dataset
 from pirl_core.evaluate import evaluate_modes, metaworld_env_factory
-from pirl_core.agent import Agent
-from pirl_core.config import SamplerConfig
 from pirl_core.policies.small import SmallVLA
 from pirl_core.sft import build_sft_data, train_sft
 
