@@ -29,6 +29,7 @@ import yaml
 
 from pirl_core.config_schema import (
     PRESET_NAME,
+    AblationConfig,
     Config,
     ConfigError,
     CriticConfig,
@@ -47,7 +48,8 @@ from pirl_core.config_schema import (
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
-    "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig",
+    "AblationConfig", "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig",
+    "ToyConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
 ]
 

@@ -13,52 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pirl_core.config_checks import (ConfigError, FieldError, _at_least, _non_negative,
+                                     _positive, _require, _unit_interval)
+from pirl_core.config_studies import AblationConfig, ToyConfig
+
+__all__ = ["AblationConfig", "ConfigError", "FieldError", "ToyConfig"]  # re-exported
+
 PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class ConfigError(ValueError):
-    """A bad config: unknown key, wrong type or out-of-range value; the message names the key."""
-
-
-class FieldError(ConfigError):
-    """A value rejected by a section's `__post_init__`; the loader adds the dotted path and source.
-
-    `related` names the other fields of the same section that took part in a combination check,
-    so the loader can report where each of them was set.
-    """
-
-    def __init__(self, name: str, expected: str, value: object, related: tuple[str, ...] = ()):
-        self.name, self.expected, self.value, self.related = name, expected, value, related
-        super().__init__(f"{name}: expected {expected}, got {value!r}")
-
-
-def _require(ok: bool, name: str, expected: str, value: object, *related: str) -> None:
-    if not ok:
-        raise FieldError(name, expected, value, related)
-
-
-def _at_least(obj: object, minimum: int, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(value >= minimum, name, f"an int >= {minimum}", value)
-
-
-def _positive(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(value > 0, name, "a float > 0", value)
-
-
-def _non_negative(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(value >= 0, name, "a float >= 0", value)
-
-
-def _unit_interval(obj: object, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        _require(0.0 <= value <= 1.0, name, "a float in [0, 1]", value)
 
 
 @dataclass(frozen=True)
@@ -141,7 +102,7 @@ class PPOConfig:
     critic_learning_rate: float = 1e-3
     """Critic (value head) learning rate."""
     anneal_lr: Literal["constant", "cosine"] = "constant"
-    """Learning-rate schedule over num_iterations."""
+    """Learning-rate schedule over the run (num_iterations, or total_timesteps when set)."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     ref_kl_coef: float = 0.0
@@ -150,10 +111,16 @@ class PPOConfig:
     that noisy small-batch updates cause (see README, "RL at mini scale")."""
     num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
+    total_timesteps: int | None = 480_000
+    """Env-step budget (CleanRL's total_timesteps): training stops after the iteration that
+    reaches it, whichever of this and num_iterations comes first; null: num_iterations alone.
+    A step budget, unlike a wall-clock one, gives the same run on a busy or a quiet machine,
+    and gives PPO and GRPO (whose iterations differ in size) the same experience."""
     num_steps: int = 40
     """Chunk steps per env per rollout (CleanRL's num_steps; one step = one action chunk)."""
-    budget_minutes: float | None = 20.0
-    """Wall-clock budget of one RL run; training stops after the iteration that exceeds it."""
+    budget_minutes: float | None = 60.0
+    """Wall-clock cap of one RL run, a safety net (issue 3: at most 60 minutes here); training
+    stops after the iteration that exceeds it, and the run records that it was cut."""
     eval_every: int = 10
     """Iterations between evaluations during RL (0: evaluate only before and after)."""
     checkpoint_every: int = 10
@@ -165,6 +132,8 @@ class PPOConfig:
         _non_negative(self, "vf_coef", "ent_coef", "ref_kl_coef")
         _at_least(self, 1, "update_epochs", "num_minibatches", "num_iterations", "num_steps")
         _at_least(self, 0, "eval_every", "checkpoint_every")
+        _require(self.total_timesteps is None or self.total_timesteps > 0, "total_timesteps",
+                 "an int > 0 or null", self.total_timesteps)
         _require(self.budget_minutes is None or self.budget_minutes > 0, "budget_minutes",
                  "a float > 0 or null", self.budget_minutes)
         _require(
@@ -343,31 +312,6 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
-class ToyConfig:
-    """The Gaussian-toy sampler study (stage `samplers`): data N(data_mean, data_std^2) whose exact
-    velocity field is known, sampled by every sampler over a grid of K and noise levels."""
-
-    data_mean: float = 1.5
-    """Mean of the 1-D Gaussian data distribution."""
-    data_std: float = 0.3
-    """Standard deviation of the data distribution."""
-    num_samples: int = 40000
-    """Chains per (sampler, K, a) cell; Monte-Carlo error of the std is ~data_std / sqrt(2 n)."""
-    steps: tuple[int, ...] = (1, 2, 4, 8, 10, 50, 400)
-    """Denoising step counts K to sweep (the paper's ablation uses 1 / 2 / 4 / 8)."""
-    noise_levels: tuple[float, ...] = (0.2, 0.5, 0.8)
-    """Noise levels a to sweep (the paper's ablation values)."""
-
-    def __post_init__(self) -> None:
-        _positive(self, "data_std")
-        _at_least(self, 2, "num_samples")
-        _require(len(self.steps) > 0 and min(self.steps) >= 1, "steps",
-                 "a non-empty list of ints >= 1", self.steps)
-        _require(len(self.noise_levels) > 0 and all(0 <= a <= 1 for a in self.noise_levels),
-                 "noise_levels", "a non-empty list of floats in [0, 1]", self.noise_levels)
-
-
-@dataclass(frozen=True)
 class Config:
     """The whole pirl config: params.yaml, a preset from params/ and overrides, resolved."""
 
@@ -397,6 +341,8 @@ class Config:
     """Report statistics."""
     toy: ToyConfig = field(default_factory=ToyConfig)
     """Gaussian-toy sampler study."""
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    """The paper's ablations at CPU scale (stages ablation_base and ablation)."""
 
     def __post_init__(self) -> None:
         _require(

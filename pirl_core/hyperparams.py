@@ -2,8 +2,8 @@
 
 Names map the paper's rows to pirl's keys. "batch size" is the paper's global minibatch; ours is
 rows per minibatch (num_envs * num_steps / num_minibatches). "interaction steps" counts chunk
-steps per env per rollout; "train epochs" counts RL iterations (ours: `ppo.num_iterations`, with
-`ppo.budget_minutes` as the wall-clock cap that binds first on a CPU).
+steps per env per rollout; "train epochs" counts RL iterations (ours: `ppo.num_iterations`, or
+fewer when `ppo.total_timesteps` ends a PPO run first).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ PAPER_NUMBERS = Path(__file__).resolve().parent / "data" / "paper_numbers.yaml"
 
 #: paper row -> (label, function of our config)
 ROWS: dict[str, tuple[str, Any]] = {
-    "train_epochs": ("Train epochs (RL iterations)", lambda c: c.ppo.num_iterations),
+    "train_epochs": ("Train epochs (RL iterations)", lambda c: ppo_iterations(c)),
     "batch_size": ("Batch size (rows per minibatch)",
                    lambda c: c.env.num_envs * c.ppo.num_steps // c.ppo.num_minibatches),
     "update_epochs": ("Update epochs", lambda c: c.ppo.update_epochs),
@@ -41,6 +41,14 @@ ROWS: dict[str, tuple[str, Any]] = {
                       lambda c: c.sampler.noise_min_std),
     "ent_coef": ("Entropy bonus (Flow-Noise)", lambda c: c.ppo.ent_coef),
 }
+
+
+def ppo_iterations(cfg: Config) -> int:
+    """Iterations a PPO run does: num_iterations, or fewer when total_timesteps binds first."""
+    if cfg.ppo.total_timesteps is None:
+        return cfg.ppo.num_iterations
+    per_iteration = cfg.env.num_envs * cfg.ppo.num_steps * cfg.env.chunk_size
+    return min(cfg.ppo.num_iterations, -(-cfg.ppo.total_timesteps // per_iteration))
 
 
 def paper_hyperparameters(table: str) -> dict[str, Any]:

@@ -48,14 +48,15 @@ def method_summary(runs: list[dict], mode: str, report: ReportConfig) -> dict[st
 
 def benchmark_summary(expert: dict, sft: dict, runs: list[dict], methods: tuple[str, ...],
                       report: ReportConfig, budget_minutes: float | None, inputs: str,
-                      mode: str = "eval") -> dict[str, Any]:
+                      mode: str = "eval", total_timesteps: int | None = None) -> dict[str, Any]:
     """The issue-3 summary: success as fractions, SFT and each method with CIs; methods without
     runs are listed as pending."""
     out: dict[str, Any] = {
         "expert": {"mean": expert["mean_success_rate"], "per_task": expert["success_rate"]},
         "sft": eval_summary([sft[mode]], report),
         "seeds": sorted({r["seed"] for r in runs}),
-        "budget_minutes": budget_minutes, "inputs": inputs, "mode": mode,
+        "budget_minutes": budget_minutes, "total_timesteps": total_timesteps,
+        "inputs": inputs, "mode": mode,
     }
     for method in methods:
         mine = [r for r in runs if r["method"] == method]

@@ -21,7 +21,7 @@ from pirl_core.checkpoint import save_checkpoint
 from pirl_core.config import GRPOConfig, PPOConfig
 from pirl_core.rollout import RolloutStats, collect_rollout, start_envs
 from pirl_core.rollout_grpo import collect_group_rollout
-from pirl_core.update import learning_rate_at, ppo_update
+from pirl_core.update import learning_rate_at, ppo_update, training_progress
 
 LogFn = Callable[[int, dict[str, float]], None]
 EvalFn = Callable[[Agent], dict[str, float]]
@@ -42,17 +42,18 @@ def episode_metrics(stats: RolloutStats) -> dict[str, float]:
 
 
 def set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], ppo: PPOConfig,
-                       iteration: int) -> None:
+                       progress: float) -> None:
     for name, opt in optimizers.items():
         base = ppo.learning_rate if name == "actor" else ppo.critic_learning_rate
         for group in opt.param_groups:
-            group["lr"] = learning_rate_at(base, iteration, ppo)
+            group["lr"] = learning_rate_at(base, progress, ppo)
 
 
 def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | Path,
              log: LogFn | None = None, evaluate: EvalFn | None = None,
              grpo: GRPOConfig | None = None) -> list[dict[str, float]]:
-    """PPO on `envs` for ppo.num_iterations (or until ppo.budget_minutes); returns the history.
+    """PPO on `envs` until ppo.num_iterations or ppo.total_timesteps (or the budget_minutes
+    cap, which sets "time/cut_by_budget"); returns the history.
 
     With `grpo`, advantages come from groups of envs sharing an initial state (one synchronous
     episode per env per iteration, `envs.group_size` = the group size) and no critic is trained;
@@ -72,7 +73,7 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
         history.append({"iteration": 0, "global_step": 0} | evaluate(agent))
     global_step = 0
     for iteration in range(1, ppo.num_iterations + 1):
-        set_learning_rates(optimizers, ppo, iteration - 1)
+        set_learning_rates(optimizers, ppo, training_progress(iteration - 1, global_step, ppo))
 
         if grpo is None:
             batch, env_state, stats = collect_rollout(envs, agent, env_state, ppo.num_steps, ppo,
@@ -89,17 +90,19 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
 
         out_of_time = (ppo.budget_minutes is not None
                        and time.perf_counter() - t_start > 60 * ppo.budget_minutes)
-        last = iteration == ppo.num_iterations or out_of_time
+        out_of_steps = ppo.total_timesteps is not None and global_step >= ppo.total_timesteps
+        last = iteration == ppo.num_iterations or out_of_steps or out_of_time
         if evaluate is not None and (last or (ppo.eval_every and iteration % ppo.eval_every == 0)):
             metrics |= evaluate(agent)
         metrics |= {"iteration": iteration, "global_step": global_step,
-                    "time/wall_s": time.perf_counter() - t_start}
+                    "time/wall_s": time.perf_counter() - t_start,
+                    "time/cut_by_budget": float(out_of_time and not out_of_steps)}
         history.append(metrics)
         if log is not None:
             log(iteration, metrics)
         if last or (ppo.checkpoint_every and iteration % ppo.checkpoint_every == 0):
             save_checkpoint(run_dir / "checkpoint", {"agent": agent}, optimizers, {"rl": generator},
                             {"iteration": iteration, "global_step": global_step})
-        if out_of_time:
+        if last:
             break
     return history

@@ -42,11 +42,20 @@ def per_decision(new_lp: Tensor, old_lp: Tensor, adv: Tensor, stochastic: Tensor
     return new_lp[stochastic], old_lp[stochastic], adv_k[stochastic]
 
 
-def learning_rate_at(base_lr: float, iteration: int, cfg: PPOConfig) -> float:
-    """Constant, or cosine from base_lr to 0 over num_iterations (paper Fig. 12)."""
+def training_progress(iteration: int, global_step: int, cfg: PPOConfig) -> float:
+    """Fraction of the run done before `iteration` (0-based), by whichever of num_iterations and
+    total_timesteps ends the run first (GRPO's iterations vary in size, so steps can bind)."""
+    done = iteration / cfg.num_iterations
+    if cfg.total_timesteps is not None:
+        done = max(done, global_step / cfg.total_timesteps)
+    return min(done, 1.0)
+
+
+def learning_rate_at(base_lr: float, progress: float, cfg: PPOConfig) -> float:
+    """Constant, or cosine from base_lr to 0 over the run's progress in [0, 1] (paper Fig. 12)."""
     if cfg.anneal_lr == "constant":
         return base_lr
-    return 0.5 * base_lr * (1 + math.cos(math.pi * iteration / cfg.num_iterations))
+    return 0.5 * base_lr * (1 + math.cos(math.pi * progress))
 
 
 def reference_kl(agent: Agent, reference: torch.nn.Module, mb: Batch, means: Tensor,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pirl_core import config_schema
+from pirl_core import config_schema, config_studies
 from pirl_core.config import (
     Config,
     ConfigError,
@@ -261,8 +261,9 @@ def test_config_to_dict_is_plain_yaml():
 # --- house style ---------------------------------------------------------------------------
 
 
-def test_every_schema_field_has_a_docstring():
-    tree = ast.parse(Path(config_schema.__file__).read_text())
+@pytest.mark.parametrize("module", [config_schema, config_studies])
+def test_every_schema_field_has_a_docstring(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     for node in (n for n in tree.body if isinstance(n, ast.ClassDef)):
         body = node.body
         for i, stmt in enumerate(body):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pirl_core.config import Config, PPOConfig
-from pirl_core.hyperparams import ROWS, hyperparameter_rows, paper_hyperparameters
+from pirl_core.config import Config, PPOConfig, load_config
+from pirl_core.hyperparams import ROWS, hyperparameter_rows, paper_hyperparameters, ppo_iterations
+
+PARAMS = "params.yaml"
 
 
 def test_rows_carry_the_paper_and_our_values():
@@ -23,3 +25,10 @@ def test_both_paper_tables_are_complete_and_unknown_ones_are_named():
         assert set(paper_hyperparameters(table)) == set(ROWS)
     with pytest.raises(KeyError, match="table99"):
         paper_hyperparameters("table99")
+
+
+def test_train_epochs_count_the_iterations_a_step_budget_allows():
+    mini = load_config(PARAMS)
+    # 480k steps / (12 envs x 40 chunks x 5 actions) = 200 iterations, below num_iterations
+    assert ppo_iterations(mini) == 200 < mini.ppo.num_iterations
+    assert ppo_iterations(load_config(PARAMS, preset="paper")) == 400  # no step budget there

@@ -1,0 +1,83 @@
+"""Config sections of the studies beside the main runs: the Gaussian toy and the ablations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pirl_core.config_checks import _at_least, _positive, _require
+
+CRITIC_VARIANTS = ("vlm:1", "vlm:4", "expert:1", "expert:4")
+MDP_VARIANTS = ("one_layer", "two_layer", "hybrid")
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """The Gaussian-toy sampler study (stage `samplers`): data N(data_mean, data_std^2) whose exact
+    velocity field is known, sampled by every sampler over a grid of K and noise levels."""
+
+    data_mean: float = 1.5
+    """Mean of the 1-D Gaussian data distribution."""
+    data_std: float = 0.3
+    """Standard deviation of the data distribution."""
+    num_samples: int = 40000
+    """Chains per (sampler, K, a) cell; Monte-Carlo error of the std is ~data_std / sqrt(2 n)."""
+    steps: tuple[int, ...] = (1, 2, 4, 8, 10, 50, 400)
+    """Denoising step counts K to sweep (the paper's ablation uses 1 / 2 / 4 / 8)."""
+    noise_levels: tuple[float, ...] = (0.2, 0.5, 0.8)
+    """Noise levels a to sweep (the paper's ablation values)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "data_std")
+        _at_least(self, 2, "num_samples")
+        _require(len(self.steps) > 0 and min(self.steps) >= 1, "steps",
+                 "a non-empty list of ints >= 1", self.steps)
+        _require(len(self.noise_levels) > 0 and all(0 <= a <= 1 for a in self.noise_levels),
+                 "noise_levels", "a non-empty list of floats in [0, 1]", self.noise_levels)
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """The paper's ablations (Sec. 5.3, Tables 5-6, Figs. 5-12) at a scale this CPU runs: one
+    seed, a shorter step budget, every other setting from the main config. Each list is one
+    ablation stage; its values are the variants, and the one equal to the main config is the
+    shared `ablation_base` run, trained once."""
+
+    method: Literal["flow_sde", "flow_noise"] = "flow_sde"
+    """RL method every variant starts from (the paper ablates Flow-SDE)."""
+    seed: int = 0
+    """Training seed of every ablation run."""
+    num_iterations: int = 100
+    """PPO iterations per ablation run, whatever a variant's iteration size (Table 6 reads RL
+    after 100 training steps); the main ppo.total_timesteps does not apply here."""
+    noise_level: tuple[float, ...] = (0.2, 0.5, 0.8)
+    """Flow-SDE noise levels a (Table 6, Fig. 9)."""
+    denoise_steps: tuple[int, ...] = (1, 2, 4, 8)
+    """Denoising steps K (Table 6, Fig. 10)."""
+    chunk_size: tuple[int, ...] = (5, 10, 20)
+    """Action chunk sizes H (Table 6, Fig. 11); each size other than env.chunk_size trains its
+    own SFT policy from the same demos first."""
+    critic: tuple[str, ...] = ("vlm:4", "expert:4", "expert:1")
+    """Critic placement:MLP layers (Fig. 6)."""
+    injection: tuple[str, ...] = ("fixed", "learned")
+    """Noise injection (Fig. 7): Flow-SDE's fixed level vs Flow-Noise's learned std, both in
+    the same MDP, entropy bonus 0."""
+    mdp: tuple[str, ...] = MDP_VARIANTS
+    """Flow-policy MDP (Fig. 8): one-layer, standard two-layer, hybrid two-layer."""
+    lr_schedule: tuple[str, ...] = ("constant", "cosine")
+    """Actor learning-rate schedule (Fig. 12)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "seed")
+        _at_least(self, 1, "num_iterations")
+        _require(len(self.noise_level) > 0 and all(0 < a <= 1 for a in self.noise_level),
+                 "noise_level", "a non-empty list of floats in (0, 1]", self.noise_level)
+        for name in ("denoise_steps", "chunk_size"):
+            values = getattr(self, name)
+            _require(len(values) > 0 and min(values) >= 1, name,
+                     "a non-empty list of ints >= 1", values)
+        for name, allowed in (("critic", CRITIC_VARIANTS), ("injection", ("fixed", "learned")),
+                              ("mdp", MDP_VARIANTS), ("lr_schedule", ("constant", "cosine"))):
+            values = getattr(self, name)
+            _require(len(values) > 0 and set(values) <= set(allowed), name,
+                     f"a non-empty list of {', '.join(allowed)}", values)
