@@ -1,8 +1,8 @@
 """The paper's ablations (Sec. 5.3) as variants of one base run: names, overrides, run specs.
 
 Every variant is the main config with `ablation.method`'s sampler settings, the ablation's
-iteration count and seed, and the few overrides that name the variant. The variant whose resolved config
-equals the base's is not trained again: it is the `ablation_base` stage's run.
+iteration count and seed, and the few overrides that name the variant. The variant whose
+resolved config equals the base's is not trained again: it is the `ablation_base` stage's run.
 """
 
 from __future__ import annotations

@@ -13,14 +13,14 @@ import numpy as np
 
 # ablation -> (paper figure, file stem, metrics plotted: history key -> axis label)
 FIGURES: dict[str, tuple[str, str, dict[str, str]]] = {
-    "critic": ("Figure 6", "fig6_critic", {"eval/success": "eval success",
-                                           "losses/value_loss": "value loss",
-                                           "losses/explained_variance": "explained variance"}),
+    "critic": ("Figure 6", "fig6_critic", {
+        "eval/success": "eval success", "losses/value_loss": "value loss",
+        "losses/explained_variance": "explained variance"}),
     "injection": ("Figure 7", "fig7_noise_injection", {"charts/success_rate": "train success",
                                                        "eval/success": "eval success"}),
-    "mdp": ("Figure 8", "fig8_mdp_formulation", {"eval/success": "eval success",
-                                                 "time/update_s": "update time (s)",
-                                                 "losses/explained_variance": "explained variance"}),
+    "mdp": ("Figure 8", "fig8_mdp_formulation", {
+        "eval/success": "eval success", "time/update_s": "update time (s)",
+        "losses/explained_variance": "explained variance"}),
     "noise_level": ("Figure 9", "fig9_noise_level", {"charts/success_rate": "train success",
                                                      "eval/success": "eval success",
                                                      "losses/clipfrac": "clip fraction"}),

@@ -41,7 +41,8 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
     label: str = ""
     evaluate_start: bool = False
-    """Also evaluate the starting policy canonically with this run's sampler (Table 6's SFT rows)."""
+    """Also evaluate the starting policy canonically with this run's sampler (Table 6's SFT
+    rows)."""
     threads: int = 1
 
 
@@ -114,18 +115,24 @@ def run_rl(spec: RunSpec) -> dict[str, Any]:
                            evaluate=quick_eval, grpo=grpo)
     final = evaluate_modes(agent, factory, tasks, cfg.eval, cfg.report,
                            cfg.eval.initial_state_seed)
-    out = {"method": spec.method, "seed": spec.seed, "label": spec.label,
-           "overrides": list(spec.overrides), "tasks": list(tasks),
-           "final": {m: r.to_json() for m, r in final.items()},
-           "start": {m: r.to_json() for m, r in start.items()},
-           "curve": [{k: h[k] for k in ("iteration", "global_step", "eval/success")}
-                     for h in history if "eval/success" in h],
-           "history": [{k: h[k] for k in HISTORY_KEYS if k in h} for h in history],
-           "iterations": len(history) - 1, "global_steps": history[-1]["global_step"],
-           "wall_minutes": history[-1].get("time/wall_s", 0.0) / 60,
-           "cut_by_budget": bool(history[-1].get("time/cut_by_budget", 0.0))}
+    out = run_json(spec, tasks, history, start, final)
     write_json(out, Path(spec.metrics_path))
     return out
+
+
+def run_json(spec: RunSpec, tasks: tuple[str, ...], history: list[dict[str, float]],
+             start: dict[str, Any], final: dict[str, Any]) -> dict[str, Any]:
+    """What a run leaves for the summaries: its canonical evaluations and its history."""
+    return {"method": spec.method, "seed": spec.seed, "label": spec.label,
+            "overrides": list(spec.overrides), "tasks": list(tasks),
+            "final": {m: r.to_json() for m, r in final.items()},
+            "start": {m: r.to_json() for m, r in start.items()},
+            "curve": [{k: h[k] for k in ("iteration", "global_step", "eval/success")}
+                      for h in history if "eval/success" in h],
+            "history": [{k: h[k] for k in HISTORY_KEYS if k in h} for h in history],
+            "iterations": len(history) - 1, "global_steps": history[-1]["global_step"],
+            "wall_minutes": history[-1].get("time/wall_s", 0.0) / 60,
+            "cut_by_budget": bool(history[-1].get("time/cut_by_budget", 0.0))}
 
 
 def threads_per_run(num_runs: int, cpus: int | None = None) -> int:

@@ -49,6 +49,23 @@ def set_learning_rates(optimizers: dict[str, torch.optim.Optimizer], ppo: PPOCon
             group["lr"] = learning_rate_at(base, progress, ppo)
 
 
+def make_optimizers(agent: Agent, ppo: PPOConfig, critic: bool) -> dict[str, torch.optim.Optimizer]:
+    """Adam for the actor, and for the value head unless there is none (GRPO)."""
+    actor_params, critic_params = agent.trainable_parameters()
+    out = {"actor": torch.optim.Adam(actor_params, lr=ppo.learning_rate)}
+    if critic:
+        out["critic"] = torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
+    return out
+
+
+def run_ends(iteration: int, global_step: int, seconds: float, ppo: PPOConfig) -> tuple[bool, bool]:
+    """(is this the last iteration, was it cut by the wall-clock cap rather than the budget)."""
+    out_of_steps = ppo.total_timesteps is not None and global_step >= ppo.total_timesteps
+    out_of_time = ppo.budget_minutes is not None and seconds > 60 * ppo.budget_minutes
+    last = iteration == ppo.num_iterations or out_of_steps or out_of_time
+    return last, out_of_time and not out_of_steps and iteration < ppo.num_iterations
+
+
 def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | Path,
              log: LogFn | None = None, evaluate: EvalFn | None = None,
              grpo: GRPOConfig | None = None) -> list[dict[str, float]]:
@@ -60,10 +77,8 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
     the clipped surrogate and everything else stay PPO's."""
     run_dir = Path(run_dir)
     generator = torch.Generator().manual_seed(seed)
-    actor_params, critic_params = agent.trainable_parameters()
-    actor_opt = torch.optim.Adam(actor_params, lr=ppo.learning_rate)
-    critic_opt = None if grpo else torch.optim.Adam(critic_params, lr=ppo.critic_learning_rate)
-    optimizers = {"actor": actor_opt} | ({"critic": critic_opt} if critic_opt else {})
+    optimizers = make_optimizers(agent, ppo, critic=grpo is None)
+    actor_opt, critic_opt = optimizers["actor"], optimizers.get("critic")
     env_state = None if grpo else start_envs(envs, seed)
     # the KL anchor: the policy as RL found it (frozen), only when the penalty is on
     reference = copy.deepcopy(agent.policy).requires_grad_(False) if ppo.ref_kl_coef > 0 else None
@@ -88,15 +103,12 @@ def train_rl(agent: Agent, envs: Any, ppo: PPOConfig, seed: int, run_dir: str | 
                     "time/update_s": time.perf_counter() - t_update,
                     "charts/learning_rate": actor_opt.param_groups[0]["lr"]}
 
-        out_of_time = (ppo.budget_minutes is not None
-                       and time.perf_counter() - t_start > 60 * ppo.budget_minutes)
-        out_of_steps = ppo.total_timesteps is not None and global_step >= ppo.total_timesteps
-        last = iteration == ppo.num_iterations or out_of_steps or out_of_time
+        last, cut = run_ends(iteration, global_step, time.perf_counter() - t_start, ppo)
         if evaluate is not None and (last or (ppo.eval_every and iteration % ppo.eval_every == 0)):
             metrics |= evaluate(agent)
         metrics |= {"iteration": iteration, "global_step": global_step,
                     "time/wall_s": time.perf_counter() - t_start,
-                    "time/cut_by_budget": float(out_of_time and not out_of_steps)}
+                    "time/cut_by_budget": float(cut)}
         history.append(metrics)
         if log is not None:
             log(iteration, metrics)

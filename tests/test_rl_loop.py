@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from pirl_core.agent import Agent
-from tests.helpers import tiny_agent
 from pirl_core.config import PPOConfig, SamplerConfig
 from pirl_core.envs.metaworld import MetaWorldVecEnv
 from pirl_core.policies.base import Observation
 from pirl_core.rollout import collect_rollout, start_envs
-from pirl_core.update import ppo_update
+from pirl_core.train import run_ends
+from pirl_core.update import learning_rate_at, ppo_update, training_progress
+from tests.helpers import tiny_agent
 
 TASKS = ("reach-v3", "button-press-topdown-v3")
 
@@ -104,3 +105,21 @@ def test_grpo_iteration_trains_the_actor_without_a_critic(tmp_path):
     assert metrics["charts/episodes"] == 4.0  # one synchronous episode per env
     assert all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters()))
     assert (tmp_path / "checkpoint" / "model.safetensors").is_file()
+
+
+def test_run_ends_at_the_step_budget_and_says_when_the_cap_cut_it():
+    ppo = PPOConfig(num_iterations=10, total_timesteps=100, budget_minutes=1.0)
+    assert run_ends(3, 99, 10.0, ppo) == (False, False)
+    assert run_ends(4, 100, 10.0, ppo) == (True, False)  # the step budget: a full run
+    assert run_ends(4, 50, 61.0, ppo) == (True, True)  # the wall-clock cap cut it short
+    assert run_ends(4, 100, 61.0, ppo) == (True, False)  # both at once: the budget was met
+    assert run_ends(10, 50, 1.0, ppo) == (True, False)  # num_iterations binds
+
+
+def test_cosine_lr_follows_whichever_budget_binds_first():
+    ppo = PPOConfig(num_iterations=1000, total_timesteps=100, anneal_lr="cosine")
+    assert training_progress(0, 0, ppo) == 0.0
+    assert training_progress(1, 50, ppo) == 0.5  # steps bind, not 1 / 1000 iterations
+    assert learning_rate_at(1e-5, training_progress(1, 50, ppo), ppo) == pytest.approx(0.5e-5)
+    assert learning_rate_at(1e-5, 1.0, ppo) == pytest.approx(0.0, abs=1e-20)
+    assert learning_rate_at(1e-5, 0.7, PPOConfig(anneal_lr="constant")) == 1e-5
