@@ -19,7 +19,7 @@ PAPER_NUMBERS = Path(__file__).resolve().parent / "data" / "paper_numbers.yaml"
 
 #: paper row -> (label, function of our config)
 ROWS: dict[str, tuple[str, Any]] = {
-    "train_epochs": ("Train epochs (RL iterations)", lambda c: ppo_iterations(c)),
+    "train_epochs": ("Train epochs (RL iterations)", lambda c: _iterations(c)),
     "batch_size": ("Batch size (rows per minibatch)",
                    lambda c: c.env.num_envs * c.ppo.num_steps // c.ppo.num_minibatches),
     "update_epochs": ("Update epochs", lambda c: c.ppo.update_epochs),
@@ -51,6 +51,13 @@ def ppo_iterations(cfg: Config) -> int:
     return min(cfg.ppo.num_iterations, -(-cfg.ppo.total_timesteps // per_iteration))
 
 
+def _iterations(cfg: Config) -> str:
+    """Shows "~N" when the step budget binds: episodes ending inside a chunk make an iteration a
+    few steps short of num_envs * num_steps * chunk_size, so a run takes a few more."""
+    n = ppo_iterations(cfg)
+    return str(n) if n == cfg.ppo.num_iterations else f"~{n}"
+
+
 def paper_hyperparameters(table: str) -> dict[str, Any]:
     """`table7_libero_hyperparameters` or `table8_maniskill_hyperparameters` from the paper."""
     numbers = yaml.safe_load(PAPER_NUMBERS.read_text())
@@ -59,16 +66,41 @@ def paper_hyperparameters(table: str) -> dict[str, Any]:
     return numbers[table]
 
 
-def hyperparameter_rows(ours: dict[str, Config], paper_table: str,
-                        paper_label: str) -> list[dict[str, Any]]:
-    """One row per paper hyperparameter: the paper's value, then ours per named config."""
+def _grpo_chunks(c: Config) -> int:
+    return -(-c.env.max_episode_steps // c.env.chunk_size)
+
+
+def _grpo_envs(c: Config) -> int:
+    from pirl_core.factory import benchmark_tasks
+
+    return len(benchmark_tasks(c.env)) * c.grpo.group_size
+
+
+#: GRPO's rows where they differ from PPO's: G envs per task, one whole episode each per
+#: iteration (so a rollout's size depends on episode lengths), no critic
+GRPO_ROWS: dict[str, Any] = {
+    "train_epochs": lambda c: (f"until {c.ppo.total_timesteps} env steps"
+                               if c.ppo.total_timesteps else c.ppo.num_iterations),
+    "batch_size": lambda c: f"<= {_grpo_envs(c) * _grpo_chunks(c) // c.ppo.num_minibatches}",
+    "critic_lr": lambda c: "n/a (no critic)",
+    "interaction_steps": lambda c: f"one episode (<= {_grpo_chunks(c)})",
+    "parallel_envs": _grpo_envs,
+}
+
+
+def hyperparameter_rows(ours: dict[str, Config], paper_table: str, paper_label: str,
+                        grpo: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """One row per paper hyperparameter: the paper's value, then ours per named config (the
+    names in `grpo` are GRPO runs, read with GRPO_ROWS where those apply)."""
     paper = paper_hyperparameters(paper_table)
     if set(paper) != set(ROWS):
         raise ValueError(f"{paper_table} rows {sorted(paper)} differ from {sorted(ROWS)}")
     rows = []
     for key, (label, ours_of) in ROWS.items():
         row = {"hyperparameter": label, paper_label: _show(paper[key])}
-        row |= {name: _show(ours_of(cfg)) for name, cfg in ours.items()}
+        for name, cfg in ours.items():
+            value_of = GRPO_ROWS.get(key, ours_of) if name in grpo else ours_of
+            row[name] = _show(value_of(cfg))
         rows.append(row)
     return rows
 

@@ -32,3 +32,15 @@ def test_train_epochs_count_the_iterations_a_step_budget_allows():
     # 480k steps / (12 envs x 40 chunks x 5 actions) = 200 iterations, below num_iterations
     assert ppo_iterations(mini) == 200 < mini.ppo.num_iterations
     assert ppo_iterations(load_config(PARAMS, preset="paper")) == 400  # no step budget there
+
+
+def test_grpo_columns_count_its_group_episodes():
+    cfg = load_config(PARAMS, overrides=("grpo.group_size=4",))
+    rows = hyperparameter_rows({"ppo": cfg, "grpo": cfg}, "table7_libero_hyperparameters",
+                               "paper", grpo=frozenset({"grpo"}))
+    by = {r["hyperparameter"]: r for r in rows}
+    assert by["Parallel environments"]["grpo"] == "24"  # 6 mini tasks x G = 4
+    assert by["Parallel environments"]["ppo"] == str(cfg.env.num_envs)
+    assert by["Batch size (rows per minibatch)"]["grpo"] == f"<= {24 * 40 // 2}"
+    assert by["Critic lr"]["grpo"] == "n/a (no critic)"
+    assert by["Train epochs (RL iterations)"]["ppo"] == "~200"
