@@ -4,8 +4,8 @@
 
 Prints one line per executed notebook (its stage, start time, minutes) and the total: the
 preset's measured wall time on this machine, summed over the stages that last ran, even when
-they ran in different sessions. A stage's executed notebook is in DVC's cache, so `dvc checkout`
-restores it with the result it belongs to.
+they ran in different sessions. The executed notebooks are committed beside results/, so the
+figure on a fresh clone is the one of the runs whose results it holds.
 """
 
 from __future__ import annotations
