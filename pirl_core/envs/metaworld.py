@@ -94,7 +94,12 @@ class MetaWorldTask:
         self.env = env
         self._viewer = None
         if rgb:
-            env.model.vis.quality.offsamples = 0  # read when the GL context is made: set it first
+            # read when the GL context is made, so set first: no multisampling, and no 4096^2
+            # shadow map (64 MB per env in software GL; shadows are off) nor 640x480 buffers
+            env.model.vis.quality.offsamples = 0
+            env.model.vis.quality.shadowsize = 0
+            env.model.vis.global_.offwidth = image_size
+            env.model.vis.global_.offheight = image_size
             # gymnasium's private accessor: builds the offscreen viewer (GL context + scene) now.
             self._viewer = env.mujoco_renderer._get_viewer("rgb_array")
             self._viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
