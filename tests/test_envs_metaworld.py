@@ -63,6 +63,18 @@ def test_frame_is_upright(vec):
     assert wood[bottom].mean() > 4 * wood[top].mean()
 
 
+def test_rendering_context_is_sized_to_the_frame():
+    """GRPO holds 48 rendering envs per run: MuJoCo's default 4096^2 shadow map and 640x480
+    offscreen buffers cost ~65 MB each in software GL, so the env sizes them to what it draws."""
+    task = MetaWorldTask("reach-v3", image_size=S)
+    vis = task.env.model.vis
+    assert vis.quality.shadowsize == 0 and vis.quality.offsamples == 0
+    assert (vis.global_.offwidth, vis.global_.offheight) == (S, S)
+    task.reset(0)
+    assert task.render().shape == (S, S, 3) and task.render().std() > 0
+    task.close()
+
+
 def test_closing_one_env_does_not_blank_another():
     a = MetaWorldTask("reach-v3", image_size=S)
     a.reset(0)
