@@ -231,9 +231,13 @@ class EnvConfig:
     """Policy input: images (+ proprioception) or low-dimensional state only."""
     max_episode_steps: int = 200
     """Environment steps (single actions, not chunks) before truncation."""
+    grasp_reward: float = 0.0
+    """Reward added once per episode when the gripper first holds the task's object (ManiSkill;
+    the paper's 0.1 against throwing, Sec. 5.2.2); 0 = the sparse success reward alone."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")
+        _at_least(self, 0, "grasp_reward")
         _at_least(self, 16, "image_size")
         _require(all(self.tasks), "tasks", "a list of non-empty task names", self.tasks)
         _require(len(set(self.tasks)) == len(self.tasks), "tasks", "no duplicates", self.tasks)
@@ -241,6 +245,26 @@ class EnvConfig:
             self.max_episode_steps >= self.chunk_size, "max_episode_steps",
             f"an int >= chunk_size = {self.chunk_size}", self.max_episode_steps, "chunk_size",
         )
+
+
+@dataclass(frozen=True)
+class ManiSkillEnvConfig(EnvConfig):
+    """The ManiSkill3 stages' env section (`maniskill:`): EnvConfig with ManiSkill's defaults.
+    Stages that run ManiSkill use it in place of `env` (`load_config(..., benchmark=...)`)."""
+
+    benchmark: Literal["maniskill"] = "maniskill"
+    """Always "maniskill" here."""
+    tasks: tuple[str, ...] = ()
+    """Task names or suites ("mini": PickCube, PushCube, StackCube; "tabletop"; "simpler", which
+    needs asset packs); empty = the mini suite."""
+    num_envs: int = 12
+    """Parallel environments per rollout (4 per mini-suite task)."""
+    image_size: int = 128
+    """Square side of the third-person camera, in pixels (cubes are 2-3 px wide at 64)."""
+    max_episode_steps: int = 120
+    """Environment steps before truncation (motion-planning demos take 57-102)."""
+    grasp_reward: float = 0.1
+    """The paper's grasp bonus (Sec. 5.2.2)."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +356,9 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     """Supervised fine-tuning stage."""
     env: EnvConfig = field(default_factory=EnvConfig)
-    """Benchmark and environments."""
+    """Benchmark and environments (MetaWorld: the main pipeline's stages)."""
+    maniskill: ManiSkillEnvConfig = field(default_factory=ManiSkillEnvConfig)
+    """The env section of the ManiSkill3 stages."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy model."""
     eval: EvalConfig = field(default_factory=EvalConfig)
