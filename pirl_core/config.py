@@ -232,11 +232,18 @@ def _preset_choice(arg: str | None, overrides: _Flat, base: _Flat) -> tuple[str,
 
 
 def select_benchmark(cfg: Config, benchmark: str) -> Config:
-    """`cfg` with the env section of `benchmark`'s stages as its `env` (see BENCHMARK_SECTIONS)."""
+    """`cfg` with the env section of `benchmark`'s stages as its `env` (see BENCHMARK_SECTIONS),
+    and that section's non-zero protocol fields (demos per task, RL env steps) in force."""
     if benchmark not in BENCHMARK_SECTIONS:
         raise ConfigError(f"benchmark: expected one of {sorted(BENCHMARK_SECTIONS)}, "
                           f"got {benchmark!r}")
-    return replace(cfg, env=getattr(cfg, BENCHMARK_SECTIONS[benchmark]))
+    env = getattr(cfg, BENCHMARK_SECTIONS[benchmark])
+    sft, ppo = cfg.sft, cfg.ppo
+    if env.num_demos_per_task:
+        sft = replace(sft, num_demos_per_task=env.num_demos_per_task)
+    if env.total_timesteps:
+        ppo = replace(ppo, total_timesteps=env.total_timesteps)
+    return replace(cfg, env=env, sft=sft, ppo=ppo)
 
 
 def load_config(

@@ -234,10 +234,14 @@ class EnvConfig:
     grasp_reward: float = 0.0
     """Reward added once per episode when the gripper first holds the task's object (ManiSkill;
     the paper's 0.1 against throwing, Sec. 5.2.2); 0 = the sparse success reward alone."""
+    num_demos_per_task: int = 0
+    """This benchmark's SFT demonstrations per task; 0 = sft.num_demos_per_task."""
+    total_timesteps: int = 0
+    """This benchmark's env steps per RL run; 0 = ppo.total_timesteps."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")
-        _at_least(self, 0, "grasp_reward")
+        _at_least(self, 0, "grasp_reward", "num_demos_per_task", "total_timesteps")
         _at_least(self, 16, "image_size")
         _require(all(self.tasks), "tasks", "a list of non-empty task names", self.tasks)
         _require(len(set(self.tasks)) == len(self.tasks), "tasks", "no duplicates", self.tasks)
@@ -265,6 +269,14 @@ class ManiSkillEnvConfig(EnvConfig):
     """Environment steps before truncation (motion-planning demos take 57-102)."""
     grasp_reward: float = 0.1
     """The paper's grasp bonus (Sec. 5.2.2)."""
+    sim_backend: Literal["auto", "physx_cpu", "physx_cuda"] = "auto"
+    """Physics: physx_cpu (one process-local env per task instance), physx_cuda (one batched env
+    per task on the GPU, rendering there too); auto = physx_cuda when CUDA is available."""
+    num_demos_per_task: int = 10
+    """Motion-planning demos per task for SFT (overrides sft.num_demos_per_task)."""
+    total_timesteps: int = 120000
+    """Env steps per RL run (overrides ppo.total_timesteps): a ManiSkill step costs ~5x a
+    MetaWorld one on the CPU (rendering through lavapipe)."""
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,23 @@ def make_vec_env(env: EnvConfig, tasks: tuple[str, ...] | list[str], num_envs: i
 
         return MetaWorldVecEnv(list(tasks), num_envs, **kwargs)
     if env.benchmark == "maniskill":
+        if maniskill_backend(env) == "physx_cuda":
+            from pirl_core.envs.maniskill_batched import ManiSkillBatchedVecEnv
+
+            return ManiSkillBatchedVecEnv(list(tasks), num_envs, grasp_reward=env.grasp_reward,
+                                          sim_backend="physx_cuda", **kwargs)
         from pirl_core.envs.maniskill import ManiSkillVecEnv
 
         return ManiSkillVecEnv(list(tasks), num_envs, grasp_reward=env.grasp_reward, **kwargs)
     raise ConfigError(f"env.benchmark: {env.benchmark!r} has no vector env yet")
+
+
+def maniskill_backend(env: EnvConfig) -> str:
+    """The physics backend a ManiSkill env section asks for, "auto" resolved."""
+    backend = getattr(env, "sim_backend", "physx_cpu")
+    if backend == "auto":
+        backend = "physx_cuda" if torch.cuda.is_available() else "physx_cpu"
+    return backend
 
 
 def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: int = 1) -> Any:

@@ -313,3 +313,13 @@ def test_benchmark_selects_its_env_section():
         load_config(PARAMS, ["maniskill.benchmark=metaworld"])
     with pytest.raises(ConfigError, match="maniskill.grasp_reward"):
         load_config(PARAMS, ["maniskill.grasp_reward=-1"])
+
+
+def test_benchmark_section_sets_its_protocol_fields():
+    ms = load_config(PARAMS, ["maniskill.num_demos_per_task=7", "maniskill.total_timesteps=5000"],
+                     benchmark="maniskill")
+    assert ms.sft.num_demos_per_task == 7 and ms.ppo.total_timesteps == 5000
+    mw = load_config(PARAMS, ["maniskill.num_demos_per_task=7"])
+    assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 480000  # env's 0: shared
+    zero = load_config(PARAMS, ["maniskill.num_demos_per_task=0"], benchmark="maniskill")
+    assert zero.sft.num_demos_per_task == 2

@@ -59,3 +59,16 @@ def test_maniskill_suites_dims_and_keys():
 def test_libero_is_not_wired_yet_and_says_so():
     with pytest.raises(ConfigError, match="'libero' is not wired up yet"):
         benchmark_tasks(EnvConfig(benchmark="libero"))
+
+
+def test_maniskill_backend_follows_the_config(monkeypatch):
+    import torch
+
+    from pirl_core.config import ManiSkillEnvConfig
+    from pirl_core.factory import maniskill_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert maniskill_backend(ManiSkillEnvConfig()) == "physx_cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert maniskill_backend(ManiSkillEnvConfig()) == "physx_cuda"
+    assert maniskill_backend(ManiSkillEnvConfig(sim_backend="physx_cpu")) == "physx_cpu"

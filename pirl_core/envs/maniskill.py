@@ -114,8 +114,11 @@ def _flat(obs: dict) -> np.ndarray:
     """ManiSkill's nested state dict ([1, ...] tensors) -> one float32 vector."""
     parts = []
     for value in obs.values():
-        parts.append(_flat(value) if isinstance(value, dict)
-                     else np.asarray(value, dtype=np.float32).reshape(-1))
+        if isinstance(value, dict):
+            parts.append(_flat(value))
+            continue
+        value = value.cpu() if hasattr(value, "cpu") else value  # torch, maybe on a GPU
+        parts.append(np.asarray(value, dtype=np.float32).reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
