@@ -110,6 +110,18 @@ def check_assets(task: str) -> None:
                 f"data/ folder holds it (MS_ASSET_DIR must be set before pirl imports ManiSkill).")
 
 
+def render_camera(base: Any) -> np.ndarray:
+    """The third-person camera of every sub-scene of a ManiSkill env, uint8 [n, S, S, 3], captured
+    now: only that camera (ManiSkill's own path captures every sensor), hidden objects hidden."""
+    for obj in base._hidden_objects:
+        obj.hide_visual()
+    base.scene.update_render(update_sensors=True, update_human_render_cameras=False)
+    camera = base.scene.sensors[CAMERA]
+    camera.capture()
+    rgb = camera.get_obs(rgb=True, depth=False, position=False, segmentation=False)["rgb"]
+    return np.ascontiguousarray(rgb.cpu().numpy())
+
+
 def _flat(obs: dict) -> np.ndarray:
     """ManiSkill's nested state dict ([1, ...] tensors) -> one float32 vector."""
     parts = []
@@ -165,15 +177,8 @@ class ManiSkillTask:
         return bool(info["success"])
 
     def render(self) -> np.ndarray:
-        """The third-person camera, uint8 [S, S, 3], captured now (hidden objects stay hidden)."""
-        base = self.env.unwrapped
-        for obj in base._hidden_objects:
-            obj.hide_visual()
-        base.scene.update_render(update_sensors=True, update_human_render_cameras=False)
-        camera = base.scene.sensors[CAMERA]
-        camera.capture()
-        rgb = camera.get_obs(rgb=True, depth=False, position=False, segmentation=False)["rgb"]
-        return np.ascontiguousarray(rgb[0].cpu().numpy())
+        """The third-person camera, uint8 [S, S, 3], captured now."""
+        return render_camera(self.env.unwrapped)[0]
 
     def observe(self, render: bool = True) -> dict[str, Any]:
         if self._obs is None:

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from pirl_core.envs.chunked import episode_seed, stack_obs
-from pirl_core.envs.maniskill import (CAMERA, GOAL_DIM, PRIVILEGED_DIM, QPOS_DIM, _flat, _pad,
-                                      check_assets, load_instructions, robot_of)
+from pirl_core.envs.maniskill import (GOAL_DIM, PRIVILEGED_DIM, QPOS_DIM, _flat, _pad,
+                                      check_assets, load_instructions, render_camera, robot_of)
 
 
 class _TaskBatch:
@@ -65,7 +65,7 @@ class _TaskBatch:
         qpos = np.asarray(self.obs["agent"]["qpos"].cpu(), np.float32)
         goal = (np.asarray(self.obs["extra"]["goal_pos"].cpu(), np.float32) if self.goal_in_state
                 else np.zeros((n, GOAL_DIM), np.float32))
-        images = self._render() if render else None
+        images = render_camera(self.env.unwrapped) if render else None
         out = []
         for j in range(n):
             row = {k: (v[j : j + 1] if not isinstance(v, dict) else
@@ -77,15 +77,6 @@ class _TaskBatch:
             out.append(o)
         return out
 
-    def _render(self) -> np.ndarray:
-        base = self.env.unwrapped
-        for obj in base._hidden_objects:
-            obj.hide_visual()
-        base.scene.update_render(update_sensors=True, update_human_render_cameras=False)
-        camera = base.scene.sensors[CAMERA]
-        camera.capture()
-        rgb = camera.get_obs(rgb=True, depth=False, position=False, segmentation=False)["rgb"]
-        return np.ascontiguousarray(rgb.cpu().numpy())
 
 
 class ManiSkillBatchedVecEnv:
