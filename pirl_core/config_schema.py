@@ -272,7 +272,7 @@ class ManiSkillEnvConfig(EnvConfig):
     sim_backend: Literal["auto", "physx_cpu", "physx_cuda"] = "auto"
     """Physics: physx_cpu (one process-local env per task instance), physx_cuda (one batched env
     per task on the GPU, rendering there too); auto = physx_cuda when CUDA is available."""
-    num_demos_per_task: int = 10
+    num_demos_per_task: int = 25
     """Motion-planning demos per task for SFT (overrides sft.num_demos_per_task)."""
     total_timesteps: int = 120000
     """Env steps per RL run (overrides ppo.total_timesteps): a ManiSkill step costs ~5x a
