@@ -5,10 +5,12 @@ Overrides are dotted `key=value` strings whose values are parsed with `yaml.safe
 `dvc exp run -S` writes them (`ppo.clip_coef=0.1`, `env.tasks=[reach-v3,push-v3]`).
 
 Every value is type-checked and range-checked before `load_config` returns; a bad one raises
-`ConfigError` naming the dotted key, the value and the file or override it came from.
+`ConfigError` naming the dotted key, the value and the file or override it came from. Each
+benchmark's stages read their env settings from their own section (`env` for MetaWorld,
+`maniskill`), which `load_config(..., benchmark=...)` puts in `cfg.env`.
 
-CLI: `python -m pirl_core.config [--params params.yaml] [--preset NAME] [overrides...]` prints
-the resolved config as YAML (exit code 2 on a bad config).
+CLI: `python -m pirl_core.config [--params params.yaml] [--preset NAME] [--benchmark NAME]
+[overrides...]` prints the resolved config as YAML (exit code 2 on a bad config).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import sys
 import types
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -38,6 +40,7 @@ from pirl_core.config_schema import (
     FieldError,
     FPOConfig,
     GRPOConfig,
+    ManiSkillEnvConfig,
     PolicyConfig,
     PPOConfig,
     ReportConfig,
@@ -48,10 +51,14 @@ from pirl_core.config_schema import (
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
-    "AblationConfig", "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig",
+    "AblationConfig", "ManiSkillEnvConfig", "PolicyConfig", "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig",
     "ToyConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
+    "select_benchmark", "BENCHMARK_SECTIONS",
 ]
+
+# benchmark -> the section that is its stages' `env` ("env" itself: the main MetaWorld pipeline)
+BENCHMARK_SECTIONS = {"metaworld": "env", "maniskill": "maniskill"}
 
 #: Top-level key written by `dump_config`: the file already holds the merged preset values.
 RESOLVED_KEY = "_resolved"
@@ -224,10 +231,27 @@ def _preset_choice(arg: str | None, overrides: _Flat, base: _Flat) -> tuple[str,
     return name, source
 
 
+def select_benchmark(cfg: Config, benchmark: str) -> Config:
+    """`cfg` with the env section of `benchmark`'s stages as its `env` (see BENCHMARK_SECTIONS),
+    and that section's non-zero protocol fields (demos per task, RL env steps) in force."""
+    if benchmark not in BENCHMARK_SECTIONS:
+        raise ConfigError(f"benchmark: expected one of {sorted(BENCHMARK_SECTIONS)}, "
+                          f"got {benchmark!r}")
+    env = getattr(cfg, BENCHMARK_SECTIONS[benchmark])
+    sft, ppo = cfg.sft, cfg.ppo
+    if env.num_demos_per_task:
+        sft = replace(sft, num_demos_per_task=env.num_demos_per_task)
+    if env.total_timesteps:
+        ppo = replace(ppo, total_timesteps=env.total_timesteps)
+    return replace(cfg, env=env, sft=sft, ppo=ppo)
+
+
 def load_config(
-    path: str | Path = "params.yaml", overrides: Sequence[str] = (), preset: str | None = None
+    path: str | Path = "params.yaml", overrides: Sequence[str] = (), preset: str | None = None,
+    benchmark: str = "metaworld",
 ) -> Config:
-    """Resolve defaults <- `path` <- params/<preset>.yaml beside it <- `overrides`, validated.
+    """Resolve defaults <- `path` <- params/<preset>.yaml beside it <- `overrides`, validated;
+    then `select_benchmark(cfg, benchmark)`.
 
     The preset is `preset` if given, else a `preset=` override, else `path`'s `preset` key. A
     file written by `dump_config` is taken as is unless a preset is asked for explicitly.
@@ -253,7 +277,7 @@ def load_config(
         _flatten(preset_data, Config, "", f"from {preset_path}", flat)
         flat["preset"] = (name, source)
     flat.update(extra)
-    return _build(Config, "", flat)
+    return select_benchmark(_build(Config, "", flat), benchmark)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "a dict") -> Config:
@@ -294,10 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--params", default="params.yaml", help="base params file")
     parser.add_argument("--preset", default=None, help="preset in params/ (default: its key)")
+    parser.add_argument("--benchmark", default="metaworld",
+                        help=f"whose env section becomes `env`: {sorted(BENCHMARK_SECTIONS)}")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. ppo.clip_coef=0.1")
     args = parser.parse_args(argv)
     try:
-        cfg = load_config(args.params, args.overrides, args.preset)
+        cfg = load_config(args.params, args.overrides, args.preset, args.benchmark)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2

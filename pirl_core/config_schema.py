@@ -231,9 +231,17 @@ class EnvConfig:
     """Policy input: images (+ proprioception) or low-dimensional state only."""
     max_episode_steps: int = 200
     """Environment steps (single actions, not chunks) before truncation."""
+    grasp_reward: float = 0.0
+    """Reward added once per episode when the gripper first holds the task's object (ManiSkill;
+    the paper's 0.1 against throwing, Sec. 5.2.2); 0 = the sparse success reward alone."""
+    num_demos_per_task: int = 0
+    """This benchmark's SFT demonstrations per task; 0 = sft.num_demos_per_task."""
+    total_timesteps: int = 0
+    """This benchmark's env steps per RL run; 0 = ppo.total_timesteps."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")
+        _at_least(self, 0, "grasp_reward", "num_demos_per_task", "total_timesteps")
         _at_least(self, 16, "image_size")
         _require(all(self.tasks), "tasks", "a list of non-empty task names", self.tasks)
         _require(len(set(self.tasks)) == len(self.tasks), "tasks", "no duplicates", self.tasks)
@@ -241,6 +249,34 @@ class EnvConfig:
             self.max_episode_steps >= self.chunk_size, "max_episode_steps",
             f"an int >= chunk_size = {self.chunk_size}", self.max_episode_steps, "chunk_size",
         )
+
+
+@dataclass(frozen=True)
+class ManiSkillEnvConfig(EnvConfig):
+    """The ManiSkill3 stages' env section (`maniskill:`): EnvConfig with ManiSkill's defaults.
+    Stages that run ManiSkill use it in place of `env` (`load_config(..., benchmark=...)`)."""
+
+    benchmark: Literal["maniskill"] = "maniskill"
+    """Always "maniskill" here."""
+    tasks: tuple[str, ...] = ()
+    """Task names or suites ("mini": PickCube, PushCube, StackCube; "tabletop"; "simpler", which
+    needs asset packs); empty = the mini suite."""
+    num_envs: int = 12
+    """Parallel environments per rollout (4 per mini-suite task)."""
+    image_size: int = 128
+    """Square side of the third-person camera, in pixels (cubes are 2-3 px wide at 64)."""
+    max_episode_steps: int = 120
+    """Environment steps before truncation (motion-planning demos take 57-102)."""
+    grasp_reward: float = 0.1
+    """The paper's grasp bonus (Sec. 5.2.2)."""
+    sim_backend: Literal["auto", "physx_cpu", "physx_cuda"] = "auto"
+    """Physics: physx_cpu (one process-local env per task instance), physx_cuda (one batched env
+    per task on the GPU, rendering there too); auto = physx_cuda when CUDA is available."""
+    num_demos_per_task: int = 25
+    """Motion-planning demos per task for SFT (overrides sft.num_demos_per_task)."""
+    total_timesteps: int = 120000
+    """Env steps per RL run (overrides ppo.total_timesteps): a ManiSkill step costs ~5x a
+    MetaWorld one on the CPU (rendering through lavapipe)."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +368,9 @@ class Config:
     sft: SFTConfig = field(default_factory=SFTConfig)
     """Supervised fine-tuning stage."""
     env: EnvConfig = field(default_factory=EnvConfig)
-    """Benchmark and environments."""
+    """Benchmark and environments (MetaWorld: the main pipeline's stages)."""
+    maniskill: ManiSkillEnvConfig = field(default_factory=ManiSkillEnvConfig)
+    """The env section of the ManiSkill3 stages."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy model."""
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -44,6 +44,8 @@ class RunSpec:
     """Also evaluate the starting policy canonically with this run's sampler (Table 6's SFT
     rows)."""
     threads: int = 1
+    benchmark: str = "metaworld"
+    """Whose env section the run uses (`load_config(..., benchmark=...)`)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class SFTSpec:
     checkpoint_dir: str
     overrides: tuple[str, ...] = ()
     threads: int = 1
+    benchmark: str = "metaworld"
 
 
 def run_sft(spec: SFTSpec) -> str:
@@ -62,14 +65,14 @@ def run_sft(spec: SFTSpec) -> str:
     the checkpoint directory."""
     from pirl_core.checkpoint import save_checkpoint
     from pirl_core.data.lerobot_format import read_dataset
-    from pirl_core.factory import make_policy
+    from pirl_core.factory import image_key, make_policy
     from pirl_core.sft import build_sft_data, train_sft
 
     torch.set_num_threads(spec.threads)
-    cfg = load_config(spec.params_path, overrides=spec.overrides)
+    cfg = load_config(spec.params_path, overrides=spec.overrides, benchmark=spec.benchmark)
     torch.manual_seed(cfg.seed)
     policy = make_policy(cfg)
-    data = build_sft_data(read_dataset(spec.demos_dir), policy, "observation.images.corner",
+    data = build_sft_data(read_dataset(spec.demos_dir), policy, image_key(cfg.env),
                           cfg.env.chunk_size)
     train_sft(policy, data, cfg.sft, torch.Generator().manual_seed(cfg.seed))
     save_checkpoint(spec.checkpoint_dir, {"policy": policy},
@@ -82,18 +85,17 @@ def run_rl(spec: RunSpec) -> dict[str, Any]:
     """Train one run, evaluate it canonically in both modes, write and return its JSON."""
     from dvclive import Live
 
-    from pirl_core.evaluate import evaluate, evaluate_modes, metaworld_env_factory
-    from pirl_core.factory import (RL_ALGORITHM, benchmark_tasks, load_sft_policy, make_agent,
-                                   make_envs, method_overrides)
+    from pirl_core.evaluate import evaluate, evaluate_modes
+    from pirl_core.factory import (RL_ALGORITHM, benchmark_tasks, env_factory, load_sft_policy,
+                                   make_agent, make_envs, method_overrides)
     from pirl_core.report import write_json
     from pirl_core.train import train_rl
 
     torch.set_num_threads(spec.threads)
     cfg = load_config(spec.params_path, overrides=method_overrides(spec.method) + spec.overrides
-                      + (f"seed={spec.seed}",))
+                      + (f"seed={spec.seed}",), benchmark=spec.benchmark)
     tasks = benchmark_tasks(cfg.env)
-    factory = metaworld_env_factory(cfg.env.image_size, cfg.env.obs_mode,
-                                    cfg.env.max_episode_steps)
+    factory = env_factory(cfg.env)
     agent = make_agent(cfg, load_sft_policy(cfg, spec.sft_checkpoint))
     start = (evaluate_modes(agent, factory, tasks, cfg.eval, cfg.report,
                             cfg.eval.initial_state_seed) if spec.evaluate_start else {})

@@ -1,7 +1,7 @@
 """Build the run's objects from the typed config: task list, envs, policy, agent.
 
 The one place that maps config values to classes, so notebooks stay thin and every stage builds
-the same things the same way. Benchmarks other than MetaWorld plug in here when they land.
+the same things the same way. A benchmark plugs in here: its tasks, vector env, demos, dims.
 """
 
 from __future__ import annotations
@@ -30,42 +30,102 @@ MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3"
 MINI = ("door-open-v3", "drawer-open-v3", "drawer-close-v3", "button-press-topdown-v3",
         "window-open-v3", "window-close-v3")
 METAWORLD_ACTION_DIM = METAWORLD_STATE_DIM = 4
+# benchmark -> (action dim D, proprio state dim P, the dataset's image key); see each env module
+BENCHMARKS = {"metaworld": (METAWORLD_ACTION_DIM, METAWORLD_STATE_DIM, "observation.images.corner"),
+              "maniskill": (8, 12, "observation.images.base_camera")}
 
 
-def _metaworld_suites() -> dict[str, tuple[str, ...]]:
-    from pirl_core.envs.metaworld import MT50_TASKS
+def _suites(benchmark: str) -> dict[str, tuple[str, ...]]:
+    """Suite name -> tasks; the "all" entry lists every task the benchmark can name."""
+    if benchmark == "metaworld":
+        from pirl_core.envs.metaworld import MT50_TASKS
 
-    return {"mini": MINI, "mt10": MT10, "mt50": MT50_TASKS}
+        return {"mini": MINI, "mt10": MT10, "mt50": MT50_TASKS, "all": MT50_TASKS}
+    if benchmark == "maniskill":
+        from pirl_core.envs.maniskill import ROBOT_OF, SUITES
+
+        return SUITES | {"all": tuple(ROBOT_OF)}
+    raise ConfigError(f"env.benchmark: {benchmark!r} is not wired up yet (metaworld and "
+                      "maniskill are)")
 
 
 def benchmark_tasks(env: EnvConfig) -> tuple[str, ...]:
-    """env.tasks with suite names ("mini", "mt10", "mt50") expanded; empty means "mini"."""
-    if env.benchmark != "metaworld":
-        raise ConfigError(f"env.benchmark: {env.benchmark!r} is not wired up yet (metaworld is)")
-    suites = _metaworld_suites()
+    """env.tasks with suite names (metaworld: "mini", "mt10", "mt50"; maniskill: "mini",
+    "tabletop", "simpler") expanded; empty means "mini"."""
+    suites = _suites(env.benchmark)
     names = env.tasks or ("mini",)
     tasks: list[str] = []
     for name in names:
-        if name in suites:
+        if name in suites and name != "all":
             tasks += suites[name]
-        elif name in suites["mt50"]:
+        elif name in suites["all"]:
             tasks.append(name)
         else:
-            raise ConfigError(f"env.tasks: unknown MetaWorld task or suite {name!r}")
+            raise ConfigError(f"env.tasks: unknown {env.benchmark} task or suite {name!r}")
     return tuple(dict.fromkeys(tasks))
+
+
+def make_vec_env(env: EnvConfig, tasks: tuple[str, ...] | list[str], num_envs: int, seed: int,
+                 group_size: int = 1) -> Any:
+    """A chunked vector env of `env.benchmark` over `tasks` with env's settings."""
+    kwargs = dict(image_size=env.image_size, obs_mode=env.obs_mode,
+                  max_episode_steps=env.max_episode_steps, seed=seed, group_size=group_size)
+    if env.benchmark == "metaworld":
+        from pirl_core.envs.metaworld import MetaWorldVecEnv
+
+        return MetaWorldVecEnv(list(tasks), num_envs, **kwargs)
+    if env.benchmark == "maniskill":
+        if maniskill_backend(env) == "physx_cuda":
+            from pirl_core.envs.maniskill_batched import ManiSkillBatchedVecEnv
+
+            return ManiSkillBatchedVecEnv(list(tasks), num_envs, grasp_reward=env.grasp_reward,
+                                          sim_backend="physx_cuda", **kwargs)
+        from pirl_core.envs.maniskill import ManiSkillVecEnv
+
+        return ManiSkillVecEnv(list(tasks), num_envs, grasp_reward=env.grasp_reward, **kwargs)
+    raise ConfigError(f"env.benchmark: {env.benchmark!r} has no vector env yet")
+
+
+def maniskill_backend(env: EnvConfig) -> str:
+    """The physics backend a ManiSkill env section asks for, "auto" resolved."""
+    backend = getattr(env, "sim_backend", "physx_cpu")
+    if backend == "auto":
+        backend = "physx_cuda" if torch.cuda.is_available() else "physx_cpu"
+    return backend
 
 
 def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: int = 1) -> Any:
     """The training vector env; with group_size G (GRPO), G envs per task share initial states
     and there are len(tasks) * G envs."""
-    from pirl_core.envs.metaworld import MetaWorldVecEnv
-
     env, tasks = cfg.env, benchmark_tasks(cfg.env)
     if group_size > 1:
         num_envs = len(tasks) * group_size
-    return MetaWorldVecEnv(tasks, num_envs or env.num_envs, image_size=env.image_size,
-                           obs_mode=env.obs_mode, max_episode_steps=env.max_episode_steps,
-                           seed=seed, group_size=group_size)
+    return make_vec_env(env, tasks, num_envs or env.num_envs, seed, group_size)
+
+
+def env_factory(env: EnvConfig):
+    """An `EnvFactory` (tasks, num_envs, seed) -> vector env, for the evaluator."""
+    return lambda tasks, num_envs, seed: make_vec_env(env, tasks, num_envs, seed)
+
+
+def image_key(env: EnvConfig) -> str:
+    """The dataset key of the camera the policy sees."""
+    return BENCHMARKS[env.benchmark][2]
+
+
+def record_demos(cfg: Config, root: str | Path):
+    """The benchmark's expert demonstrations (sft.num_demos_per_task per task) into a LeRobot
+    dataset at `root`; returns the expert's `ExpertReport`."""
+    env, tasks = cfg.env, benchmark_tasks(cfg.env)
+    args = (root, tasks, cfg.sft.num_demos_per_task, env.image_size, env.max_episode_steps,
+            cfg.seed)
+    if env.benchmark == "maniskill":
+        from pirl_core.data.maniskill_demos import record_maniskill_demos
+
+        return record_maniskill_demos(*args)
+    from pirl_core.data.demos import record_metaworld_demos
+
+    return record_metaworld_demos(*args)
 
 
 def make_policy(cfg: Config):
@@ -73,7 +133,8 @@ def make_policy(cfg: Config):
         raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet (small is)")
     from pirl_core.policies.small import SmallVLA
 
-    return SmallVLA(METAWORLD_ACTION_DIM, cfg.env.chunk_size, METAWORLD_STATE_DIM, cfg.policy,
+    action_dim, state_dim, _ = BENCHMARKS[cfg.env.benchmark]
+    return SmallVLA(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
                     image_size=cfg.env.image_size)
 
 

@@ -64,3 +64,28 @@ def benchmark_summary(expert: dict, sft: dict, runs: list[dict], methods: tuple[
         if mine:
             out[method]["delta_vs_sft"] = out[method]["mean"] - out["sft"]["mean"]
     return out
+
+
+def per_task_rows(summary: dict[str, Any], names: tuple[str, ...], source: str,
+                  paper: dict[str, Any] | None = None, paper_source: str = "paper"
+                  ) -> list[dict[str, Any]]:
+    """Table rows (source, method, tasks, per_task, success, ci): the paper's rows (its own task
+    columns) and ours (`names` of `summary`, our tasks), pending methods marked."""
+    rows = []
+    for name, values in (paper or {}).get("rows", {}).items():
+        cols = paper["columns"]
+        rows.append({"source": paper_source, "method": name, "tasks": " / ".join(cols[:-1]),
+                     "per_task": " / ".join(f"{v / 100:.3f}" for v in values[:-1]),
+                     "success": values[-1] / 100, "ci_low": "", "ci_high": ""})
+    for name in names:
+        s = summary[name]
+        if s.get("pending"):
+            rows.append({"source": source, "method": name, "tasks": "", "per_task": "",
+                         "success": "pending", "ci_low": "", "ci_high": ""})
+            continue
+        ci = s.get("ci", ["", ""])
+        tasks = sorted(s["per_task"])
+        rows.append({"source": source, "method": name, "tasks": " / ".join(tasks),
+                     "per_task": " / ".join(f"{s['per_task'][t]:.3f}" for t in tasks),
+                     "success": s["mean"], "ci_low": ci[0], "ci_high": ci[1]})
+    return rows

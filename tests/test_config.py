@@ -299,3 +299,27 @@ def test_cli_bad_override_exits_2():
     result = _cli("ppo.clip_coef=-0.1")
     assert result.returncode == 2
     assert "ppo.clip_coef" in result.stderr and "-0.1" in result.stderr
+
+
+def test_benchmark_selects_its_env_section():
+    cfg = load_config(PARAMS, ["maniskill.image_size=96", "env.image_size=48"], benchmark="maniskill")
+    assert cfg.env.benchmark == "maniskill" and cfg.env.image_size == 96
+    assert cfg.env == cfg.maniskill and cfg.env.grasp_reward == 0.1
+    mw = load_config(PARAMS, ["env.image_size=48"])
+    assert mw.env.benchmark == "metaworld" and mw.env.image_size == 48 and mw.env.grasp_reward == 0
+    with pytest.raises(ConfigError, match="'robosuite'"):
+        load_config(PARAMS, benchmark="robosuite")
+    with pytest.raises(ConfigError, match="maniskill.benchmark"):
+        load_config(PARAMS, ["maniskill.benchmark=metaworld"])
+    with pytest.raises(ConfigError, match="maniskill.grasp_reward"):
+        load_config(PARAMS, ["maniskill.grasp_reward=-1"])
+
+
+def test_benchmark_section_sets_its_protocol_fields():
+    ms = load_config(PARAMS, ["maniskill.num_demos_per_task=7", "maniskill.total_timesteps=5000"],
+                     benchmark="maniskill")
+    assert ms.sft.num_demos_per_task == 7 and ms.ppo.total_timesteps == 5000
+    mw = load_config(PARAMS, ["maniskill.num_demos_per_task=7"])
+    assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 480000  # env's 0: shared
+    zero = load_config(PARAMS, ["maniskill.num_demos_per_task=0"], benchmark="maniskill")
+    assert zero.sft.num_demos_per_task == 2

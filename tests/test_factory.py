@@ -35,3 +35,40 @@ def test_policy_and_agent_follow_the_config():
     assert policy.action_shape == (cfg.env.chunk_size, 4)
     agent = make_agent(cfg, policy)
     assert agent.noise_head is not None and agent.placement == cfg.critic.placement
+
+
+def test_maniskill_suites_dims_and_keys():
+    from pirl_core.config import ManiSkillEnvConfig
+    from pirl_core.envs.maniskill import MINI as MS_MINI, SIMPLER
+    from pirl_core.factory import image_key
+
+    env = ManiSkillEnvConfig()
+    assert benchmark_tasks(env) == MS_MINI == ("PickCube-v1", "PushCube-v1", "StackCube-v1")
+    assert benchmark_tasks(ManiSkillEnvConfig(tasks=("simpler",))) == SIMPLER
+    assert benchmark_tasks(ManiSkillEnvConfig(tasks=("PushCube-v1", "mini"))) == (
+        "PushCube-v1", "PickCube-v1", "StackCube-v1")
+    with pytest.raises(ConfigError, match="maniskill task or suite 'reach-v3'"):
+        benchmark_tasks(ManiSkillEnvConfig(tasks=("reach-v3",)))
+    cfg = load_config("params.yaml", benchmark="maniskill")
+    policy = make_policy(cfg)
+    assert policy.action_shape == (cfg.env.chunk_size, 8) and policy.state_dim == 12
+    assert image_key(cfg.env) == "observation.images.base_camera"
+    assert image_key(EnvConfig()) == "observation.images.corner"
+
+
+def test_libero_is_not_wired_yet_and_says_so():
+    with pytest.raises(ConfigError, match="'libero' is not wired up yet"):
+        benchmark_tasks(EnvConfig(benchmark="libero"))
+
+
+def test_maniskill_backend_follows_the_config(monkeypatch):
+    import torch
+
+    from pirl_core.config import ManiSkillEnvConfig
+    from pirl_core.factory import maniskill_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert maniskill_backend(ManiSkillEnvConfig()) == "physx_cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert maniskill_backend(ManiSkillEnvConfig()) == "physx_cuda"
+    assert maniskill_backend(ManiSkillEnvConfig(sim_backend="physx_cpu")) == "physx_cpu"

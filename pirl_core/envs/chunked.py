@@ -9,7 +9,7 @@ rendered frame in "rgb" mode) once, after the chunk. An env whose episode ends i
 there (the rest of its chunk is dropped), hands back its last observation as `final_obs` and
 resets on its own while the other envs go on.
 
-Benchmarks plug in through `SingleEnv` (MetaWorld now; ManiSkill and LIBERO later).
+Benchmarks plug in through `SingleEnv` (MetaWorld, ManiSkill; LIBERO later).
 """
 
 from __future__ import annotations
@@ -57,12 +57,14 @@ class ChunkedVecEnv:
     Per-step reward is 1.0 on the step where success first becomes true in an episode, else 0
     (the paper's sparse reward); the chunk reward is the sum over the steps executed. With
     `terminate_on_success` (default) success ends the episode (`terminated`); `truncated` marks
-    episodes that reached `max_episode_steps` without terminating.
+    episodes that reached `max_episode_steps` without terminating. With `grasp_reward` > 0, an env
+    whose `grasped` attribute turns true (ManiSkill) adds that reward once per episode.
     """
 
     def __init__(self, envs: list[SingleEnv], max_episode_steps: int, seed: int = 0,
                  render: bool = True, action_low: float = -1.0, action_high: float = 1.0,
-                 terminate_on_success: bool = True, group_size: int = 1):
+                 terminate_on_success: bool = True, group_size: int = 1,
+                 grasp_reward: float = 0.0):
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self.envs = envs
@@ -72,6 +74,7 @@ class ChunkedVecEnv:
         self.render = render
         self.action_low, self.action_high = action_low, action_high
         self.terminate_on_success = terminate_on_success
+        self.grasp_reward = grasp_reward
         if group_size < 1 or len(envs) % group_size:
             raise ValueError(f"group_size {group_size} must be >= 1 and divide num_envs {len(envs)}")
         # GRPO: the envs of a group share their episode seeds, hence their initial states
@@ -79,6 +82,7 @@ class ChunkedVecEnv:
         self.episode = np.zeros(self.num_envs, dtype=np.int64)  # episodes started per env
         self.episode_length = np.zeros(self.num_envs, dtype=np.int64)
         self.succeeded = np.zeros(self.num_envs, dtype=bool)  # success seen this episode
+        self.grasp_paid = np.zeros(self.num_envs, dtype=bool)  # grasp bonus given this episode
         self._needs_reset = True
 
     def _reset_env(self, i: int) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class ChunkedVecEnv:
         self.episode[i] += 1
         self.episode_length[i] = 0
         self.succeeded[i] = False
+        self.grasp_paid[i] = False
         return self._observe(i)
 
     def _observe(self, i: int) -> dict[str, Any]:
@@ -137,6 +142,9 @@ class ChunkedVecEnv:
                     self.succeeded[i] = True
                     reward[i] += 1.0
                     terminated[i] = self.terminate_on_success
+                if self.grasp_reward and not self.grasp_paid[i] and getattr(env, "grasped", False):
+                    self.grasp_paid[i] = True
+                    reward[i] += self.grasp_reward
                 if terminated[i]:
                     break
                 if self.episode_length[i] >= self.max_episode_steps:
