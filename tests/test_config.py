@@ -302,7 +302,8 @@ def test_cli_bad_override_exits_2():
 
 
 def test_benchmark_selects_its_env_section():
-    cfg = load_config(PARAMS, ["maniskill.image_size=96", "env.image_size=48"], benchmark="maniskill")
+    cfg = load_config(PARAMS, ["maniskill.image_size=96", "env.image_size=48"],
+                      benchmark="maniskill")
     assert cfg.env.benchmark == "maniskill" and cfg.env.image_size == 96
     assert cfg.env == cfg.maniskill and cfg.env.grasp_reward == 0.1
     mw = load_config(PARAMS, ["env.image_size=48"])
