@@ -122,6 +122,46 @@ def render_camera(base: Any) -> np.ndarray:
     return np.ascontiguousarray(rgb.cpu().numpy())
 
 
+def make_task_env(task: str, num_envs: int, image_size: int, max_episode_steps: int,
+                  sim_backend: str = "physx_cpu") -> Any:
+    """ManiSkill's env for `task` as both vector envs use it: state_dict obs (the camera is
+    captured on demand), no ManiSkill reward, the robot's policy control mode."""
+    import gymnasium as gym
+    import mani_skill.envs  # noqa: F401  (registers the envs)
+
+    check_assets(task)
+    return gym.make(task, num_envs=num_envs, obs_mode="state_dict", reward_mode="none",
+                    control_mode=robot_of([task]).control_mode, sim_backend=sim_backend,
+                    render_backend="cpu" if sim_backend == "physx_cpu" else "gpu",
+                    sensor_configs=dict(width=image_size, height=image_size),
+                    max_episode_steps=max_episode_steps)
+
+
+def goal_in_state(env: Any) -> bool:
+    """Whether the goal must enter the state: the camera cannot show it (PickCube's goal site)."""
+    return any("goal" in o.name for o in env.unwrapped._hidden_objects)
+
+
+def policy_obs(obs: dict, j: int, with_goal: bool) -> dict[str, np.ndarray]:
+    """Sub-scene j of ManiSkill's batched state dict -> this module's state and privileged."""
+    qpos = np.asarray(obs["agent"]["qpos"][j].cpu(), np.float32)
+    goal = (np.asarray(obs["extra"]["goal_pos"][j].cpu(), np.float32) if with_goal
+            else np.zeros(GOAL_DIM, np.float32))
+    row = {k: ({kk: vv[j : j + 1] for kk, vv in v.items()} if isinstance(v, dict) else v[j : j + 1])
+           for k, v in obs.items()}
+    return {"state": np.concatenate([_pad(qpos, QPOS_DIM), goal]),
+            "privileged": _pad(_flat(row), PRIVILEGED_DIM)}
+
+
+def grasped_flags(info: dict, n: int) -> np.ndarray:
+    """[n] bool: the task's `is_*grasped` info entries (any), for the grasp bonus."""
+    out = np.zeros(n, bool)
+    for k, v in info.items():
+        if k.startswith("is_") and k.endswith("grasped"):
+            out |= np.asarray(v.cpu()).reshape(n).astype(bool)
+    return out
+
+
 def _flat(obs: dict) -> np.ndarray:
     """ManiSkill's nested state dict ([1, ...] tensors) -> one float32 vector."""
     parts = []
@@ -147,22 +187,10 @@ class ManiSkillTask:
                  instruction: str | None = None):
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
-        robot = robot_of([task])
-        check_assets(task)
-        import gymnasium as gym
-        import mani_skill.envs  # noqa: F401  (registers the envs)
-
+        self.env = make_task_env(task, 1, image_size, max_episode_steps, sim_backend)
         self.task, self.obs_mode = task, obs_mode
         self.instruction = instruction or load_instructions()[task]
-        cpu = sim_backend == "physx_cpu"
-        self.env = gym.make(task, num_envs=1, obs_mode="state_dict", reward_mode="none",
-                            control_mode=robot.control_mode, sim_backend=sim_backend,
-                            render_backend="cpu" if cpu else "gpu",
-                            sensor_configs=dict(width=image_size, height=image_size),
-                            max_episode_steps=max_episode_steps)
-        base = self.env.unwrapped
-        # the goal enters the state only where the camera cannot show it (PickCube's goal site)
-        self._goal_in_state = any("goal" in o.name for o in base._hidden_objects)
+        self._goal_in_state = goal_in_state(self.env)
         self._obs: dict | None = None
         self.grasped = False
 
@@ -172,8 +200,7 @@ class ManiSkillTask:
 
     def step(self, action: np.ndarray) -> bool:
         self._obs, _, _, _, info = self.env.step(np.asarray(action, np.float32)[None])
-        self.grasped = any(bool(v) for k, v in info.items()
-                           if k.startswith("is_") and k.endswith("grasped"))
+        self.grasped = bool(grasped_flags(info, 1)[0])
         return bool(info["success"])
 
     def render(self) -> np.ndarray:
@@ -183,13 +210,7 @@ class ManiSkillTask:
     def observe(self, render: bool = True) -> dict[str, Any]:
         if self._obs is None:
             raise RuntimeError("call reset(seed) first")
-        qpos = np.asarray(self._obs["agent"]["qpos"][0].cpu(), np.float32)
-        goal = np.zeros(GOAL_DIM, np.float32)
-        if self._goal_in_state:
-            goal = np.asarray(self._obs["extra"]["goal_pos"][0].cpu(), np.float32)
-        privileged = _flat(self._obs)
-        obs: dict[str, Any] = {"state": np.concatenate([_pad(qpos, QPOS_DIM), goal]),
-                               "privileged": _pad(privileged, PRIVILEGED_DIM)}
+        obs: dict[str, Any] = policy_obs(self._obs, 0, self._goal_in_state)
         if render and self.obs_mode == "rgb":
             obs["image"] = self.render()
         return obs

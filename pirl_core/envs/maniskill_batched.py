@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from pirl_core.envs.chunked import episode_seed, stack_obs
-from pirl_core.envs.maniskill import (GOAL_DIM, PRIVILEGED_DIM, QPOS_DIM, _flat, _pad,
-                                      check_assets, load_instructions, render_camera, robot_of)
+from pirl_core.envs.maniskill import (goal_in_state, grasped_flags, load_instructions,
+                                      make_task_env, policy_obs, render_camera, robot_of)
 
 
 class _TaskBatch:
@@ -30,18 +30,9 @@ class _TaskBatch:
 
     def __init__(self, task: str, index: list[int], image_size: int, max_episode_steps: int,
                  sim_backend: str):
-        import gymnasium as gym
-        import mani_skill.envs  # noqa: F401
-
-        check_assets(task)
         self.task, self.index = task, np.asarray(index)
-        self.env = gym.make(task, num_envs=len(index), obs_mode="state_dict", reward_mode="none",
-                            control_mode=robot_of([task]).control_mode, sim_backend=sim_backend,
-                            render_backend="cpu" if sim_backend == "physx_cpu" else "gpu",
-                            sensor_configs=dict(width=image_size, height=image_size),
-                            max_episode_steps=max_episode_steps)
-        base = self.env.unwrapped
-        self.goal_in_state = any("goal" in o.name for o in base._hidden_objects)
+        self.env = make_task_env(task, len(index), image_size, max_episode_steps, sim_backend)
+        self.goal_in_state = goal_in_state(self.env)
         self.obs: dict | None = None
 
     def reset(self, rows: np.ndarray, seeds: list[int]) -> None:
@@ -54,24 +45,14 @@ class _TaskBatch:
         """actions [n, D] -> (success [n], grasped [n])."""
         self.obs, _, _, _, info = self.env.step(actions)
         n = len(self.index)
-        grasped = np.zeros(n, bool)
-        for k, v in info.items():
-            if k.startswith("is_") and k.endswith("grasped"):
-                grasped |= np.asarray(v.cpu()).reshape(n).astype(bool)
-        return np.asarray(info["success"].cpu()).reshape(n).astype(bool), grasped
+        return (np.asarray(info["success"].cpu()).reshape(n).astype(bool),
+                grasped_flags(info, n))
 
     def observe(self, render: bool) -> list[dict[str, Any]]:
-        n = len(self.index)
-        qpos = np.asarray(self.obs["agent"]["qpos"].cpu(), np.float32)
-        goal = (np.asarray(self.obs["extra"]["goal_pos"].cpu(), np.float32) if self.goal_in_state
-                else np.zeros((n, GOAL_DIM), np.float32))
         images = render_camera(self.env.unwrapped) if render else None
         out = []
-        for j in range(n):
-            row = {k: (v[j : j + 1] if not isinstance(v, dict) else
-                       {kk: vv[j : j + 1] for kk, vv in v.items()}) for k, v in self.obs.items()}
-            o = {"state": np.concatenate([_pad(qpos[j], QPOS_DIM), goal[j]]),
-                 "privileged": _pad(_flat(row), PRIVILEGED_DIM)}
+        for j in range(len(self.index)):
+            o = policy_obs(self.obs, j, self.goal_in_state)
             if images is not None:
                 o["image"] = images[j]
             out.append(o)
