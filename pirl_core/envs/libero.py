@@ -15,9 +15,11 @@ Actions: 7-D, OSC_POSE end-effector deltas (xyz, axis-angle) and the gripper (-1
 each in [-1, 1].
 
 Tasks are named "<suite>/<index>" ("libero_spatial/0" .. "libero_10/9") in the benchmark's own
-task order. Each task ships 50 fixed initial states; `reset(seed)` loads state `seed % 50`, then
-holds the robot still for `SETTLE_STEPS` steps (not counted in the episode) while objects that
-start in the air come to rest, as openpi's and RLinf's LIBERO evaluations do. `LiberoVecEnv` with
+task order. Each task ships 50 fixed initial states; `reset(seed)` loads state `seed % 50` (or,
+with `placements="sampled"`, draws a fresh placement from the task's BDDL regions: initial states
+for demonstrations, apart from the evaluation's), then holds the robot still for `SETTLE_STEPS`
+steps (not counted in the episode) while objects that start in the air come to rest, as openpi's
+and RLinf's LIBERO evaluations do. `LiberoVecEnv` with
 `fixed_init_states` walks the 50 states in order instead (episode j of a task: state j), the
 canonical evaluation protocol (500 episodes = 10 tasks x 50 states).
 
@@ -52,6 +54,7 @@ SETTLE_STEPS = 10
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 8, 160, 7
 OBS_MODES = ("rgb", "state")
+PLACEMENTS = ("fixed", "sampled")
 NOOP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)  # hold still, gripper open
 
 
@@ -93,6 +96,14 @@ def task_instruction(task: str) -> str:
     return _benchmark(name).get_task(index).language
 
 
+def task_goal(task: str) -> list[list[str]]:
+    """The task's BDDL goal, e.g. [["on", "akita_black_bowl_1", "plate_1"]] (no env built)."""
+    from libero.libero.envs.bddl_utils import robosuite_parse_problem
+
+    name, index = _parse(task)
+    return robosuite_parse_problem(_benchmark(name).get_task_bddl_file_path(index))["goal_state"]
+
+
 def _axis_angle(quat: np.ndarray) -> np.ndarray:
     """robosuite's quaternion (x, y, z, w) -> axis * angle with robosuite's own formula (no
     hemisphere flip), as openpi computed physical-intelligence/libero's `state`."""
@@ -110,25 +121,46 @@ def _pad(x: np.ndarray, n: int) -> np.ndarray:
 class LiberoTask:
     """One LIBERO task in its own robosuite env (a `SingleEnv` for `ChunkedVecEnv`)."""
 
-    def __init__(self, task: str, image_size: int = 128, obs_mode: str = "rgb"):
+    def __init__(self, task: str, image_size: int = 128, obs_mode: str = "rgb",
+                 placements: str = "fixed"):
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
+        if placements not in PLACEMENTS:
+            raise ValueError(f"placements must be one of {PLACEMENTS}, got {placements!r}")
         name, index = _parse(task)
         self.task, self.obs_mode, self.image_size = task, obs_mode, image_size
+        self.placements = placements
         bench = _benchmark(name)
         self.instruction = bench.get_task(index).language
         self.init_states = np.asarray(bench.get_task_init_states(index))
         self.env = _make_env(bench.get_task_bddl_file_path(index), image_size)
         self._obs: dict | None = None
 
+    @property
+    def robosuite_env(self) -> Any:
+        """The task's robosuite env (sim, objects, parsed BDDL goal), for scripted experts."""
+        return self.env.env
+
+    @property
+    def sim_obs(self) -> dict[str, np.ndarray]:
+        """robosuite's observation dict after the last reset or step (privileged)."""
+        if self._obs is None:
+            raise RuntimeError("call reset(seed) first")
+        return self._obs
+
     def reset(self, seed: int) -> None:
-        self.env.reset()
+        """"fixed": load initial state `seed % 50`; "sampled": a new placement of the objects in
+        their BDDL regions drawn from `seed` (LIBERO's own sampler, as its 50 states were made)."""
+        if self.placements == "sampled":
+            self.env.seed(seed)  # LIBERO's placement samplers draw from numpy's global RNG
+        self._obs = self.env.reset()
         # a soft reset keeps MuJoCo's solver warm start and the gripper's ramped command: clear
         # both so an episode does not depend on the one before (same initial state, same episode)
         self.env.env.sim.data.qacc_warmstart[:] = 0
         for robot in self.env.env.robots:
             robot.gripper.current_action = np.zeros(robot.gripper.dof)
-        self._obs = self.env.set_init_state(self.init_states[seed % len(self.init_states)])
+        if self.placements == "fixed":
+            self._obs = self.env.set_init_state(self.init_states[seed % len(self.init_states)])
         for _ in range(SETTLE_STEPS):
             self._obs = self.env.step(NOOP)[0]
 
