@@ -293,9 +293,9 @@ class LiberoEnvConfig(EnvConfig):
     """Parallel environments per rollout (each holds its own MuJoCo scene)."""
     image_size: int = 128
     """Square side of both cameras, in pixels (the dataset's 256 costs ~2x per frame here)."""
-    max_episode_steps: int = 240
-    """Environment steps before truncation; paper Table 7: Spatial 240, Object and Goal 320,
-    Long 480."""
+    max_episode_steps: int = 320
+    """Environment steps before truncation, one limit for every env; paper Table 7: Spatial 240,
+    Object and Goal 320, Long 480 (the mini suite mixes Spatial and Object)."""
     fixed_init_states: bool = False
     """Training envs walk the 50 initial states in order (True) or draw them from the episode
     seed (False); evaluation always walks them in order (the canonical protocol)."""

@@ -145,6 +145,10 @@ def record_demos(cfg: Config, root: str | Path):
         from pirl_core.data.maniskill_demos import record_maniskill_demos
 
         return record_maniskill_demos(*args)
+    if env.benchmark == "libero":
+        from pirl_core.data.libero_demos import record_libero_demos
+
+        return record_libero_demos(*args)
     from pirl_core.data.demos import record_metaworld_demos
 
     return record_metaworld_demos(*args)

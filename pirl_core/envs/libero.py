@@ -49,7 +49,6 @@ from pirl_core.envs.chunked import ChunkedVecEnv  # noqa: E402
 # suite key -> (LIBERO benchmark name, interaction steps per episode: paper Table 7)
 SUITES = {"spatial": ("libero_spatial", 240), "object": ("libero_object", 320),
           "goal": ("libero_goal", 320), "long": ("libero_10", 480)}
-NUM_INIT_STATES = 50
 SETTLE_STEPS = 10
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 8, 160, 7
