@@ -47,10 +47,10 @@ def test_recorded_demo_replays_to_success(tmp_path):
     assert data.tasks[0].startswith("pick up the black bowl between the plate and the ramekin")
     meta = json.loads((tmp_path / "demos/meta/pirl_expert.json").read_text())
     assert meta["episode_length"]["libero_spatial/0"] == [t]
-    # the same sampled placement in a fresh env: the recorded actions succeed on the last step
+    # the same perturbed initial state in a fresh env: the recorded actions succeed on the last step
     from pirl_core.envs.chunked import episode_seed
 
-    task = LiberoTask("libero_spatial/0", 32, "state", placements="sampled")
+    task = LiberoTask("libero_spatial/0", 32, "state", placements="perturbed")
     try:
         task.reset(episode_seed(0, 0, 0))
         assert np.allclose(task.observe(render=False)["state"], ep["observation.state"][0])
@@ -65,3 +65,32 @@ def test_unsupported_task_writes_nothing(tmp_path):
         record_libero_demos(tmp_path / "demos", ("libero_spatial/0", "libero_goal/7"), 1, 32,
                             240, seed=0)
     assert not (tmp_path / "demos").exists() and not (tmp_path / "demos.tmp").exists()
+
+
+@pytest.mark.slow
+def test_demos_sft_and_canonical_evaluation(tmp_path):
+    """Two-camera SFT data from a recorded demo, a few SFT steps, and the canonical evaluator
+    over LIBERO's fixed initial states through the factory's env."""
+    import torch
+
+    from pirl_core.config import load_config
+    from pirl_core.evaluate import evaluate_modes
+    from pirl_core.factory import env_factory, image_keys, make_agent, make_policy
+    from pirl_core.sft import build_sft_data, train_sft
+
+    cfg = load_config("params.yaml", ["libero.tasks=[libero_spatial/0]", "libero.image_size=32",
+                                      "libero.max_episode_steps=40", "eval.episodes_per_task=2",
+                                      "report.bootstrap_samples=50", "sft.num_steps=20"],
+                      benchmark="libero")
+    record_libero_demos(tmp_path / "demos", ("libero_spatial/0",), 1, 32, 240, seed=0)
+    torch.manual_seed(0)
+    policy = make_policy(cfg)
+    data = build_sft_data(read_dataset(tmp_path / "demos"), policy, image_keys(cfg.env), 5)
+    assert data.vision.shape[1] == 2  # agent view and wrist view
+    losses = train_sft(policy, data, cfg.sft, torch.Generator().manual_seed(0))
+    assert len(losses) == 20 and np.isfinite(losses).all()
+    policy.configure_stage("rl")
+    results = evaluate_modes(make_agent(cfg, policy), env_factory(cfg.env), ("libero_spatial/0",),
+                             cfg.eval, cfg.report, seed=1000)
+    for r in results.values():
+        assert [rec["length"] for rec in r.to_json()["records"]] == [40, 40]  # untrained: timeout

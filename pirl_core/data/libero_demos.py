@@ -2,8 +2,10 @@
 LeRobot v3.0 dataset with physical-intelligence/libero's content under LeRobot's standard names:
 agent-view and wrist images, the 8-D state and the 7-D action.
 
-Demonstrations start from placements sampled from each task's BDDL regions (`LiberoTask` with
-`placements="sampled"`), never from the 50 fixed initial states the evaluation uses. Every attempt
+Demonstrations start from perturbed initial states (`LiberoTask` with `placements="perturbed"`:
+one of the task's 50 fixed states with every movable object shifted by up to 1.5 cm and turned by
+up to 15 degrees), never from the exact states the evaluation uses. (LIBERO's own region sampler
+is no substitute: it drops objects meant to rest on other objects onto the table.) Every attempt
 counts toward the expert's success rate; only successful episodes are written, up to the first
 success (as an RL episode ends). A task whose goal the experts do not solve raises before
 anything is written.
@@ -73,7 +75,7 @@ def record_libero_demos(root: str | Path, tasks: tuple[str, ...], episodes_per_t
     writer = LeRobotWriter(root, LIBERO_FPS, libero_features(image_size), "panda")
     attempts, successes, lengths = {}, {}, {}
     for k, name in enumerate(tasks):
-        task = LiberoTask(name, image_size, "rgb", placements="sampled")
+        task = LiberoTask(name, image_size, "rgb", placements="perturbed")
         try:
             attempts[name], successes[name], lengths[name] = 0, 0, []
             while (successes[name] < episodes_per_task

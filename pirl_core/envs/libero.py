@@ -15,9 +15,9 @@ Actions: 7-D, OSC_POSE end-effector deltas (xyz, axis-angle) and the gripper (-1
 each in [-1, 1].
 
 Tasks are named "<suite>/<index>" ("libero_spatial/0" .. "libero_10/9") in the benchmark's own
-task order. Each task ships 50 fixed initial states; `reset(seed)` loads state `seed % 50` (or,
-with `placements="sampled"`, draws a fresh placement from the task's BDDL regions: initial states
-for demonstrations, apart from the evaluation's), then holds the robot still for `SETTLE_STEPS`
+task order. Each task ships 50 fixed initial states; `reset(seed)` loads state `seed % 50` (with
+`placements="perturbed"`, every movable object then moves by up to 1.5 cm and 15 degrees: the
+demonstrations' initial states, apart from the evaluation's), then holds the robot still for `SETTLE_STEPS`
 steps (not counted in the episode) while objects that start in the air come to rest, as openpi's
 and RLinf's LIBERO evaluations do. `LiberoVecEnv` with
 `fixed_init_states` walks the 50 states in order instead (episode j of a task: state j), the
@@ -53,7 +53,8 @@ SETTLE_STEPS = 10
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 8, 160, 7
 OBS_MODES = ("rgb", "state")
-PLACEMENTS = ("fixed", "sampled")
+PLACEMENTS = ("fixed", "perturbed", "sampled")
+PERTURB_XY, PERTURB_YAW = 0.015, np.pi / 12  # "perturbed": shift (m) and turn (rad) bounds
 NOOP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)  # hold still, gripper open
 
 
@@ -148,8 +149,10 @@ class LiberoTask:
         return self._obs
 
     def reset(self, seed: int) -> None:
-        """"fixed": load initial state `seed % 50`; "sampled": a new placement of the objects in
-        their BDDL regions drawn from `seed` (LIBERO's own sampler, as its 50 states were made)."""
+        """"fixed": load initial state `seed % 50`; "perturbed": that state with every movable
+        object shifted and turned a little (drawn from `seed`); "sampled": a new placement drawn
+        by LIBERO's own region sampler (it misplaces objects meant to rest on other objects: a
+        bowl "on the stove" lands on the table)."""
         if self.placements == "sampled":
             self.env.seed(seed)  # LIBERO's placement samplers draw from numpy's global RNG
         self._obs = self.env.reset()
@@ -158,10 +161,31 @@ class LiberoTask:
         self.env.env.sim.data.qacc_warmstart[:] = 0
         for robot in self.env.env.robots:
             robot.gripper.current_action = np.zeros(robot.gripper.dof)
-        if self.placements == "fixed":
+        if self.placements != "sampled":
             self._obs = self.env.set_init_state(self.init_states[seed % len(self.init_states)])
+        if self.placements == "perturbed":
+            self._perturb(np.random.default_rng(seed))
         for _ in range(SETTLE_STEPS):
             self._obs = self.env.step(NOOP)[0]
+
+    def _perturb(self, rng: np.random.Generator) -> None:
+        """Shift every movable object by up to PERTURB_XY in x and y and turn it by up to
+        PERTURB_YAW about the vertical (its free joint), before the settle steps."""
+        env = self.robosuite_env
+        for name in env.objects_dict:
+            joint = f"{name}_joint0"
+            if joint not in env.sim.model.joint_names:
+                continue
+            q = env.sim.data.get_joint_qpos(joint).copy()  # xyz, quaternion (w, x, y, z)
+            if q.shape != (7,):
+                continue
+            q[:2] += rng.uniform(-PERTURB_XY, PERTURB_XY, 2)
+            half = rng.uniform(-PERTURB_YAW, PERTURB_YAW) / 2
+            w, x, y, z = q[3:]
+            c, s = np.cos(half), np.sin(half)  # (c, 0, 0, s) * q: a turn about world z
+            q[3:] = [c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w]
+            env.sim.data.set_joint_qpos(joint, q)
+        env.sim.forward()
 
     def step(self, action: np.ndarray) -> bool:
         self._obs = self.env.step(np.asarray(action, np.float64))[0]
