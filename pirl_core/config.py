@@ -7,7 +7,7 @@ Overrides are dotted `key=value` strings whose values are parsed with `yaml.safe
 Every value is type-checked and range-checked before `load_config` returns; a bad one raises
 `ConfigError` naming the dotted key, the value and the file or override it came from. Each
 benchmark's stages read their env settings from their own section (`env` for MetaWorld,
-`maniskill`), which `load_config(..., benchmark=...)` puts in `cfg.env`.
+`maniskill`, `libero`), which `load_config(..., benchmark=...)` puts in `cfg.env`.
 
 CLI: `python -m pirl_core.config [--params params.yaml] [--preset NAME] [--benchmark NAME]
 [overrides...]` prints the resolved config as YAML (exit code 2 on a bad config).
@@ -40,6 +40,7 @@ from pirl_core.config_schema import (
     FieldError,
     FPOConfig,
     GRPOConfig,
+    LiberoEnvConfig,
     ManiSkillEnvConfig,
     PolicyConfig,
     PPOConfig,
@@ -51,14 +52,14 @@ from pirl_core.config_schema import (
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
-    "AblationConfig", "ManiSkillEnvConfig", "PolicyConfig", "PPOConfig", "ReportConfig",
+    "AblationConfig", "LiberoEnvConfig", "ManiSkillEnvConfig", "PolicyConfig", "PPOConfig", "ReportConfig",
     "SamplerConfig", "SFTConfig", "ToyConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
     "select_benchmark", "BENCHMARK_SECTIONS",
 ]
 
 # benchmark -> the section that is its stages' `env` ("env" itself: the main MetaWorld pipeline)
-BENCHMARK_SECTIONS = {"metaworld": "env", "maniskill": "maniskill"}
+BENCHMARK_SECTIONS = {"metaworld": "env", "maniskill": "maniskill", "libero": "libero"}
 
 #: Top-level key written by `dump_config`: the file already holds the merged preset values.
 RESOLVED_KEY = "_resolved"

@@ -280,6 +280,28 @@ class ManiSkillEnvConfig(EnvConfig):
 
 
 @dataclass(frozen=True)
+class LiberoEnvConfig(EnvConfig):
+    """The LIBERO stages' env section (`libero:`): EnvConfig with LIBERO's defaults (used in
+    place of `env` by `load_config(..., benchmark="libero")`)."""
+
+    benchmark: Literal["libero"] = "libero"
+    """Always "libero" here."""
+    tasks: tuple[str, ...] = ()
+    """Suites ("spatial", "object", "goal", "long") or tasks ("libero_spatial/0"); empty = the
+    mini suite (LIBERO-Spatial and LIBERO-Object)."""
+    num_envs: int = 4
+    """Parallel environments per rollout (each holds its own MuJoCo scene)."""
+    image_size: int = 128
+    """Square side of both cameras, in pixels (the dataset's 256 costs ~2x per frame here)."""
+    max_episode_steps: int = 320
+    """Environment steps before truncation, one limit for every env; paper Table 7: Spatial 240,
+    Object and Goal 320, Long 480 (the mini suite mixes Spatial and Object)."""
+    fixed_init_states: bool = False
+    """Training envs walk the 50 initial states in order (True) or draw them from the episode
+    seed (False); evaluation always walks them in order (the canonical protocol)."""
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """Flow-matching policy; the size fields only shape the "small" CPU model."""
 
@@ -371,6 +393,8 @@ class Config:
     """Benchmark and environments (MetaWorld: the main pipeline's stages)."""
     maniskill: ManiSkillEnvConfig = field(default_factory=ManiSkillEnvConfig)
     """The env section of the ManiSkill3 stages."""
+    libero: LiberoEnvConfig = field(default_factory=LiberoEnvConfig)
+    """The env section of the LIBERO stages."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """Policy model."""
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -65,14 +65,14 @@ def run_sft(spec: SFTSpec) -> str:
     the checkpoint directory."""
     from pirl_core.checkpoint import save_checkpoint
     from pirl_core.data.lerobot_format import read_dataset
-    from pirl_core.factory import image_key, make_policy
+    from pirl_core.factory import image_keys, make_policy
     from pirl_core.sft import build_sft_data, train_sft
 
     torch.set_num_threads(spec.threads)
     cfg = load_config(spec.params_path, overrides=spec.overrides, benchmark=spec.benchmark)
     torch.manual_seed(cfg.seed)
     policy = make_policy(cfg)
-    data = build_sft_data(read_dataset(spec.demos_dir), policy, image_key(cfg.env),
+    data = build_sft_data(read_dataset(spec.demos_dir), policy, image_keys(cfg.env),
                           cfg.env.chunk_size)
     train_sft(policy, data, cfg.sft, torch.Generator().manual_seed(cfg.seed))
     save_checkpoint(spec.checkpoint_dir, {"policy": policy},

@@ -30,9 +30,13 @@ MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3"
 MINI = ("door-open-v3", "drawer-open-v3", "drawer-close-v3", "button-press-topdown-v3",
         "window-open-v3", "window-close-v3")
 METAWORLD_ACTION_DIM = METAWORLD_STATE_DIM = 4
-# benchmark -> (action dim D, proprio state dim P, the dataset's image key); see each env module
-BENCHMARKS = {"metaworld": (METAWORLD_ACTION_DIM, METAWORLD_STATE_DIM, "observation.images.corner"),
-              "maniskill": (8, 12, "observation.images.base_camera")}
+# benchmark -> (action dim D, proprio state dim P, the dataset's image keys in the policy's camera
+# order); see each env module
+BENCHMARKS = {
+    "metaworld": (METAWORLD_ACTION_DIM, METAWORLD_STATE_DIM, ("observation.images.corner",)),
+    "maniskill": (8, 12, ("observation.images.base_camera",)),
+    "libero": (7, 8, ("observation.images.image", "observation.images.wrist_image")),
+}
 
 
 def _suites(benchmark: str) -> dict[str, tuple[str, ...]]:
@@ -45,13 +49,19 @@ def _suites(benchmark: str) -> dict[str, tuple[str, ...]]:
         from pirl_core.envs.maniskill import ROBOT_OF, SUITES
 
         return SUITES | {"all": tuple(ROBOT_OF)}
-    raise ConfigError(f"env.benchmark: {benchmark!r} is not wired up yet (metaworld and "
-                      "maniskill are)")
+    if benchmark == "libero":
+        from pirl_core.envs.libero import SUITES as LIBERO_SUITES, suite_tasks
+
+        suites = {k: suite_tasks(k) for k in LIBERO_SUITES}
+        return suites | {"mini": suites["spatial"] + suites["object"],
+                         "all": sum(suites.values(), ())}
+    raise ConfigError(f"env.benchmark: {benchmark!r} is not wired up")
 
 
 def benchmark_tasks(env: EnvConfig) -> tuple[str, ...]:
     """env.tasks with suite names (metaworld: "mini", "mt10", "mt50"; maniskill: "mini",
-    "tabletop", "simpler") expanded; empty means "mini"."""
+    "tabletop", "simpler"; libero: "mini", "spatial", "object", "goal", "long") expanded; empty
+    means "mini"."""
     suites = _suites(env.benchmark)
     names = env.tasks or ("mini",)
     tasks: list[str] = []
@@ -66,8 +76,10 @@ def benchmark_tasks(env: EnvConfig) -> tuple[str, ...]:
 
 
 def make_vec_env(env: EnvConfig, tasks: tuple[str, ...] | list[str], num_envs: int, seed: int,
-                 group_size: int = 1) -> Any:
-    """A chunked vector env of `env.benchmark` over `tasks` with env's settings."""
+                 group_size: int = 1, evaluation: bool = False) -> Any:
+    """A chunked vector env of `env.benchmark` over `tasks` with env's settings (`evaluation`:
+    LIBERO walks its 50 fixed initial states in order, the canonical protocol)."""
+    fixed_init_states = evaluation or getattr(env, "fixed_init_states", False)
     kwargs = dict(image_size=env.image_size, obs_mode=env.obs_mode,
                   max_episode_steps=env.max_episode_steps, seed=seed, group_size=group_size)
     if env.benchmark == "metaworld":
@@ -83,6 +95,10 @@ def make_vec_env(env: EnvConfig, tasks: tuple[str, ...] | list[str], num_envs: i
         from pirl_core.envs.maniskill import ManiSkillVecEnv
 
         return ManiSkillVecEnv(list(tasks), num_envs, grasp_reward=env.grasp_reward, **kwargs)
+    if env.benchmark == "libero":
+        from pirl_core.envs.libero import LiberoVecEnv
+
+        return LiberoVecEnv(list(tasks), num_envs, fixed_init_states=fixed_init_states, **kwargs)
     raise ConfigError(f"env.benchmark: {env.benchmark!r} has no vector env yet")
 
 
@@ -105,12 +121,18 @@ def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: i
 
 def env_factory(env: EnvConfig):
     """An `EnvFactory` (tasks, num_envs, seed) -> vector env, for the evaluator."""
-    return lambda tasks, num_envs, seed: make_vec_env(env, tasks, num_envs, seed)
+    return lambda tasks, num_envs, seed: make_vec_env(env, tasks, num_envs, seed,
+                                                      evaluation=True)
+
+
+def image_keys(env: EnvConfig) -> tuple[str, ...]:
+    """The dataset keys of the cameras the policy sees, in its camera order."""
+    return BENCHMARKS[env.benchmark][2]
 
 
 def image_key(env: EnvConfig) -> str:
-    """The dataset key of the camera the policy sees."""
-    return BENCHMARKS[env.benchmark][2]
+    """The dataset key of the policy's first (third-person) camera."""
+    return image_keys(env)[0]
 
 
 def record_demos(cfg: Config, root: str | Path):
@@ -123,6 +145,10 @@ def record_demos(cfg: Config, root: str | Path):
         from pirl_core.data.maniskill_demos import record_maniskill_demos
 
         return record_maniskill_demos(*args)
+    if env.benchmark == "libero":
+        from pirl_core.data.libero_demos import record_libero_demos
+
+        return record_libero_demos(*args)
     from pirl_core.data.demos import record_metaworld_demos
 
     return record_metaworld_demos(*args)
@@ -133,9 +159,9 @@ def make_policy(cfg: Config):
         raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet (small is)")
     from pirl_core.policies.small import SmallVLA
 
-    action_dim, state_dim, _ = BENCHMARKS[cfg.env.benchmark]
+    action_dim, state_dim, cameras = BENCHMARKS[cfg.env.benchmark]
     return SmallVLA(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
-                    image_size=cfg.env.image_size)
+                    image_size=cfg.env.image_size, num_cameras=len(cameras))
 
 
 def load_sft_policy(cfg: Config, checkpoint: str | Path):

@@ -28,7 +28,10 @@ from pirl_core.samplers import Chain
 
 def to_observation(obs: dict[str, Any], device: torch.device | str = "cpu") -> Observation:
     """A vector env's batched obs dict -> the policy's Observation (images stay uint8)."""
-    images = torch.as_tensor(np.asarray(obs["image"]), device=device)
+    if "wrist_image" in obs:  # cameras stacked in the policy's order: [B, C, S, S, 3]
+        images = torch.as_tensor(np.stack([obs["image"], obs["wrist_image"]], 1), device=device)
+    else:
+        images = torch.as_tensor(np.asarray(obs["image"]), device=device)
     state = torch.as_tensor(np.asarray(obs["state"]), dtype=torch.float32, device=device)
     return Observation(images=images, state=state, instructions=tuple(obs["instruction"]))
 

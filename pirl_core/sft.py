@@ -46,14 +46,17 @@ class SFTData:
 
 
 @torch.no_grad()
-def build_sft_data(data: LeRobotData, policy, image_key: str, chunk_size: int,
+def build_sft_data(data: LeRobotData, policy, image_keys: str | tuple[str, ...], chunk_size: int,
                    episodes: list[int] | None = None, batch_size: int = 256) -> SFTData:
-    """Decode the chosen episodes and run the frozen backbone once over all their frames."""
+    """Decode the chosen episodes and run the frozen backbone once over all their frames (several
+    image keys: the cameras in the policy's order, stacked as [T, C, S, S, 3])."""
     episodes = list(range(len(data.episodes))) if episodes is None else episodes
+    keys = (image_keys,) if isinstance(image_keys, str) else tuple(image_keys)
     feats, states, acts, instr, ep_ids = [], [], [], [], []
     for e in episodes:
-        ep = data.episode(e, keys=[image_key, "observation.state", "action"])
-        images = torch.as_tensor(ep[image_key])
+        ep = data.episode(e, keys=[*keys, "observation.state", "action"])
+        images = torch.as_tensor(ep[keys[0]] if len(keys) == 1
+                                 else np.stack([ep[k] for k in keys], 1))
         for start in range(0, len(images), batch_size):
             feats.append(policy.vision_features(images[start:start + batch_size]))
         states.append(torch.tensor(ep["observation.state"], dtype=torch.float32))

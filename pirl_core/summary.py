@@ -89,3 +89,16 @@ def per_task_rows(summary: dict[str, Any], names: tuple[str, ...], source: str,
                      "per_task": " / ".join(f"{s['per_task'][t]:.3f}" for t in tasks),
                      "success": s["mean"], "ci_low": ci[0], "ci_high": ci[1]})
     return rows
+
+
+def regroup_per_task(summary: dict[str, Any], group: Any) -> dict[str, Any]:
+    """`summary` with every entry's per-task means replaced by the mean over each group of tasks
+    (`group(task) -> name`, e.g. LIBERO's suite of a task; tasks weigh equally)."""
+    out = dict(summary)
+    for name, entry in summary.items():
+        if isinstance(entry, dict) and "per_task" in entry:
+            groups: dict[str, list[float]] = defaultdict(list)
+            for task, value in entry["per_task"].items():
+                groups[group(task)].append(value)
+            out[name] = entry | {"per_task": {g: float(np.mean(v)) for g, v in groups.items()}}
+    return out

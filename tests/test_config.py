@@ -316,6 +316,15 @@ def test_benchmark_selects_its_env_section():
         load_config(PARAMS, ["maniskill.grasp_reward=-1"])
 
 
+def test_libero_section_is_its_stages_env():
+    cfg = load_config(PARAMS, ["libero.num_envs=3", "libero.fixed_init_states=true"],
+                      benchmark="libero")
+    assert cfg.env == cfg.libero and cfg.env.benchmark == "libero"
+    assert cfg.env.num_envs == 3 and cfg.env.fixed_init_states and cfg.env.max_episode_steps == 320
+    with pytest.raises(ConfigError, match="libero.fixed_init_states"):
+        load_config(PARAMS, ["libero.fixed_init_states=sometimes"])
+
+
 def test_benchmark_section_sets_its_protocol_fields():
     ms = load_config(PARAMS, ["maniskill.num_demos_per_task=7", "maniskill.total_timesteps=5000"],
                      benchmark="maniskill")

@@ -253,8 +253,8 @@ def test_video_feature_is_named_in_the_error(tmp_path):
 
 
 def test_rejects_other_codebase_version(tmp_path):
-    build_lerobot_dataset(tmp_path / "ds", np.random.default_rng(5), version="v2.1")
-    with pytest.raises(ValueError, match=r"'v2\.1'.*v3\.0") as err:
+    build_lerobot_dataset(tmp_path / "ds", np.random.default_rng(5), version="v1.6")
+    with pytest.raises(ValueError, match=r"'v1\.6'.*v3\.0") as err:
         read_dataset(tmp_path / "ds")
     assert str(tmp_path / "ds" / "meta" / "info.json") in str(err.value)
 

@@ -56,9 +56,32 @@ def test_maniskill_suites_dims_and_keys():
     assert image_key(EnvConfig()) == "observation.images.corner"
 
 
-def test_libero_is_not_wired_yet_and_says_so():
-    with pytest.raises(ConfigError, match="'libero' is not wired up yet"):
-        benchmark_tasks(EnvConfig(benchmark="libero"))
+def test_libero_suites_dims_cameras_and_observation():
+    import numpy as np
+
+    from pirl_core.config import LiberoEnvConfig
+    from pirl_core.factory import image_keys
+    from pirl_core.rollout import to_observation
+
+    mini = benchmark_tasks(LiberoEnvConfig())
+    assert len(mini) == 20 and mini[0] == "libero_spatial/0" and mini[-1] == "libero_object/9"
+    assert benchmark_tasks(LiberoEnvConfig(tasks=("libero_goal/3", "long"))) == (
+        "libero_goal/3", *(f"libero_10/{i}" for i in range(10)))
+    with pytest.raises(ConfigError, match="libero task or suite 'libero_goal/12'"):
+        benchmark_tasks(LiberoEnvConfig(tasks=("libero_goal/12",)))
+    cfg = load_config("params.yaml", ["libero.image_size=64"], benchmark="libero")
+    policy = make_policy(cfg)
+    assert policy.action_shape == (cfg.env.chunk_size, 7) and policy.state_dim == 8
+    assert policy.num_cameras == 2 == len(image_keys(cfg.env))
+    assert image_keys(cfg.env) == ("observation.images.image", "observation.images.wrist_image")
+    # a LIBERO batch: the two views stack in the policy's camera order
+    obs = {"image": np.zeros((3, 64, 64, 3), np.uint8), "wrist_image": np.ones((3, 64, 64, 3),
+                                                                               np.uint8),
+           "state": np.zeros((3, 8), np.float32), "instruction": ["a", "b", "c"]}
+    o = to_observation(obs)
+    assert tuple(o.images.shape) == (3, 2, 64, 64, 3)
+    assert int(o.images[:, 0].max()) == 0 and int(o.images[:, 1].min()) == 1
+    assert tuple(policy.vision_features(o.images).shape[:2]) == (3, 2)
 
 
 def test_maniskill_backend_follows_the_config(monkeypatch):

@@ -1,4 +1,5 @@
-"""LeRobot dataset format v3.0: the pinned layout and the reader (the writer is lerobot_writer.py).
+"""LeRobot dataset format v3.0: the pinned layout and the reader (the writer is lerobot_writer.py;
+v2.0 / v2.1 metadata, which the reader also takes, is read in lerobot_v2.py).
 
 Layout, as written by huggingface/lerobot (src/lerobot/datasets/utils.py, lerobot_dataset.py,
 compute_stats.py, v30/convert_dataset_v21_to_v30.py):
@@ -37,6 +38,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 CODEBASE_VERSION = "v3.0"
+V2_VERSIONS = ("v2.0", "v2.1")  # one parquet file per episode, jsonl metadata: lerobot_v2.py
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
@@ -60,8 +62,8 @@ EPISODE_COLUMNS = ("episode_index", "tasks", "length", "data/chunk_index", "data
 
 # physical-intelligence/libero (openpi's convert_libero_data_to_lerobot.py: fps 10, robot "panda")
 # names its features image, wrist_image (256x256x3 images), state (8 floats), actions (7 floats).
-# It is published as codebase v2.0: convert it with LeRobot's v30/convert_dataset_v21_to_v30.py
-# (v2.0 -> v2.1 first), which keeps these names, then read it with key_map=LIBERO_PI_KEY_MAP.
+# It is published as codebase v2.0, which `read_dataset` reads as it is (as it reads the same data
+# converted to v3.0): read it with key_map=LIBERO_PI_KEY_MAP.
 LIBERO_PI_KEY_MAP = {
     "image": "observation.images.image",
     "wrist_image": "observation.images.wrist_image",
@@ -72,11 +74,6 @@ LIBERO_PI_KEY_MAP = {
 
 def data_file_path(root: Path, info: dict, chunk_index: int, file_index: int) -> Path:
     return root / info["data_path"].format(chunk_index=chunk_index, file_index=file_index)
-
-
-def _data_files(episodes: list[dict]) -> list[tuple[int, int]]:
-    """(chunk_index, file_index) of the data files, in episode order, each once."""
-    return list(dict.fromkeys((ep["data/chunk_index"], ep["data/file_index"]) for ep in episodes))
 
 
 def decode_image(blob: bytes) -> np.ndarray:
@@ -113,7 +110,7 @@ def _column_to_numpy(col: pa.ChunkedArray, ft: dict, where: str) -> np.ndarray:
 
 @dataclass
 class LeRobotData:
-    """An opened v3.0 dataset. Feature names are key-mapped; `info` is the raw info.json."""
+    """An opened dataset (v3.0 or v2.x). Feature names are key-mapped; `info` is the raw info.json."""
 
     root: Path
     info: dict
@@ -158,6 +155,13 @@ class LeRobotData:
             if dtype == "image" and not images:
                 raise ValueError(f"{key!r} is an image feature; read it per episode with episode()")
 
+    def episode_file(self, i: int) -> Path:
+        """The data file holding episode i (v2.x: one file per episode, named in "data/path")."""
+        ep = self.episodes[i]
+        if "data/path" in ep:
+            return self.root / ep["data/path"]
+        return data_file_path(self.root, self.info, ep["data/chunk_index"], ep["data/file_index"])
+
     def episode(self, i: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
         """All frames of episode i: {feature: [T, ...]}, images uint8 [T, H, W, C]."""
         if not 0 <= i < len(self.episodes):
@@ -165,7 +169,7 @@ class LeRobotData:
         keys = self.feature_names if keys is None else list(keys)
         self._check_keys(keys, images=True)
         ep = self.episodes[i]
-        path = data_file_path(self.root, self.info, ep["data/chunk_index"], ep["data/file_index"])
+        path = self.episode_file(i)
         table = pq.read_table(path, columns=[self.columns[k] for k in keys],
                               filters=[("episode_index", "=", i)])
         if table.num_rows != ep["length"]:
@@ -179,7 +183,7 @@ class LeRobotData:
         if keys is None:
             keys = [k for k, ft in self.features.items() if ft["dtype"] not in ("image", "video")]
         self._check_keys(keys, images=False)
-        paths = [data_file_path(self.root, self.info, c, f) for c, f in _data_files(self.episodes)]
+        paths = list(dict.fromkeys(self.episode_file(i) for i in range(len(self.episodes))))
         tables = [pq.read_table(p, columns=[self.columns[k] for k in keys]) for p in paths]
         table = pa.concat_tables(tables)
         if table.num_rows != self.num_frames:
@@ -239,36 +243,39 @@ def _read_episodes(root: Path, info: dict) -> list[dict]:
 
 
 def read_dataset(root: str | Path, key_map: dict[str, str] | None = None) -> LeRobotData:
-    """Open and validate a LeRobot v3.0 dataset. key_map renames features ({stored: new})."""
+    """Open and validate a LeRobot v3.0 (or v2.0 / v2.1) dataset. key_map renames features
+    ({stored: new})."""
     root = Path(root)
     info_path = root / INFO_PATH
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path}: missing; {root} is not a LeRobot dataset")
     info = json.loads(info_path.read_text())
     version = info.get("codebase_version")
-    if version != CODEBASE_VERSION:
-        raise ValueError(f"{info_path}: codebase_version {version!r}; this reader is pinned to "
-                         f"{CODEBASE_VERSION!r} (convert with LeRobot's "
-                         "datasets/v30/convert_dataset_v21_to_v30.py)")
+    if version not in (CODEBASE_VERSION, *V2_VERSIONS):
+        raise ValueError(f"{info_path}: codebase_version {version!r}; this reader knows "
+                         f"{CODEBASE_VERSION!r} and {V2_VERSIONS}")
     for key in ("fps", "features", "data_path", "total_episodes", "total_frames"):
         if key not in info:
             raise ValueError(f"{info_path}: no {key!r} entry")
     columns = _feature_columns(info["features"], key_map, info_path)
-    tasks = _read_tasks(root / TASKS_PATH)
-    episodes = _read_episodes(root, info)
+    if version == CODEBASE_VERSION:
+        tasks, episodes = _read_tasks(root / TASKS_PATH), _read_episodes(root, info)
+    else:
+        from pirl_core.data.lerobot_v2 import read_v2_meta
+
+        tasks, episodes = read_v2_meta(root, info)
+    data = LeRobotData(root, info, tasks, episodes, {}, columns)
     stored = [k for k, ft in info["features"].items() if ft["dtype"] != "video"]
-    for c, f in _data_files(episodes):
-        path = data_file_path(root, info, c, f)
+    for path in dict.fromkeys(data.episode_file(i) for i in range(len(episodes))):
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: data file named by {EPISODES_DIR} is missing")
+            raise FileNotFoundError(f"{path}: data file named by the episodes metadata is missing")
         names = set(pq.read_schema(path).names)
         for key in stored:
             if key not in names:
                 raise ValueError(f"{path}: no column for feature {key!r} declared in {INFO_PATH}")
-    stats = {}
     if (root / STATS_PATH).is_file():
         raw = json.loads((root / STATS_PATH).read_text())
         inverse = {col: name for name, col in columns.items()}
-        stats = {inverse.get(k, k): {s: np.asarray(v) for s, v in d.items()}
-                 for k, d in raw.items()}
-    return LeRobotData(root, info, tasks, episodes, stats, columns)
+        data.stats = {inverse.get(k, k): {s: np.asarray(v) for s, v in d.items()}
+                      for k, d in raw.items()}
+    return data

@@ -9,7 +9,7 @@ rendered frame in "rgb" mode) once, after the chunk. An env whose episode ends i
 there (the rest of its chunk is dropped), hands back its last observation as `final_obs` and
 resets on its own while the other envs go on.
 
-Benchmarks plug in through `SingleEnv` (MetaWorld, ManiSkill; LIBERO later).
+Benchmarks plug in through `SingleEnv` (MetaWorld, ManiSkill, LIBERO).
 """
 
 from __future__ import annotations
@@ -85,8 +85,12 @@ class ChunkedVecEnv:
         self.grasp_paid = np.zeros(self.num_envs, dtype=bool)  # grasp bonus given this episode
         self._needs_reset = True
 
+    def seed_of_episode(self, i: int) -> int:
+        """The seed env i's next episode starts from (the envs of a GRPO group share it)."""
+        return episode_seed(self.seed, i // self.group_size, int(self.episode[i]))
+
     def _reset_env(self, i: int) -> dict[str, Any]:
-        self.envs[i].reset(episode_seed(self.seed, i // self.group_size, int(self.episode[i])))
+        self.envs[i].reset(self.seed_of_episode(i))
         self.episode[i] += 1
         self.episode_length[i] = 0
         self.succeeded[i] = False
