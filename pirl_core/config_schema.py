@@ -288,9 +288,9 @@ class LiberoEnvConfig(EnvConfig):
     """Always "libero" here."""
     tasks: tuple[str, ...] = ()
     """Suites ("spatial", "object", "goal", "long") or tasks ("libero_spatial/0"); empty = the
-    mini suite (LIBERO-Spatial and LIBERO-Object)."""
+    mini suite (tasks 0 and 1 of LIBERO-Spatial and of LIBERO-Object)."""
     num_envs: int = 4
-    """Parallel environments per rollout (each holds its own MuJoCo scene)."""
+    """Parallel environments per rollout (each holds its own MuJoCo scene, ~1.2 GB)."""
     image_size: int = 128
     """Square side of both cameras, in pixels (the dataset's 256 costs ~2x per frame here)."""
     max_episode_steps: int = 320
