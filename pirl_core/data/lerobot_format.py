@@ -232,12 +232,18 @@ def _read_episodes(root: Path, info: dict) -> list[dict]:
             raise ValueError(f"{path}: episodes metadata lacks columns {missing}")
         cols = [c for c in names if not c.startswith("stats/")]
         rows += pq.read_table(path, columns=cols).to_pylist()
+    return check_episode_rows(rows, info, root, EPISODES_DIR)
+
+
+def check_episode_rows(rows: list[dict], info: dict, root: Path, where: str) -> list[dict]:
+    """Episode rows sorted by episode_index, checked to be 0..N-1 and to add up to info.json's
+    episode and frame counts (`where`: the metadata they came from, for the error)."""
     rows.sort(key=lambda r: r["episode_index"])
     if [r["episode_index"] for r in rows] != list(range(len(rows))):
-        raise ValueError(f"{root / EPISODES_DIR}: episode_index is not 0..{len(rows) - 1}")
+        raise ValueError(f"{root / where}: episode_index is not 0..{len(rows) - 1}")
     frames = sum(r["length"] for r in rows)
     if (len(rows), frames) != (info["total_episodes"], info["total_frames"]):
-        raise ValueError(f"{root}: {len(rows)} episodes of {frames} frames in {EPISODES_DIR}, "
+        raise ValueError(f"{root}: {len(rows)} episodes of {frames} frames in {where}, "
                          f"{INFO_PATH} says {info['total_episodes']} of {info['total_frames']}")
     return rows
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pirl_core.data.lerobot_format import check_episode_rows
+
 EPISODES_JSONL = "meta/episodes.jsonl"
 TASKS_JSONL = "meta/tasks.jsonl"
 
@@ -57,13 +59,7 @@ def read_v2_meta(root: Path, info: dict) -> tuple[list[str], list[dict]]:
     missing = [k for k in ("episode_index", "tasks", "length") if rows and k not in rows[0]]
     if missing:
         raise ValueError(f"{root / EPISODES_JSONL}: episode lines lack {missing}")
-    rows.sort(key=lambda r: r["episode_index"])
-    if [r["episode_index"] for r in rows] != list(range(len(rows))):
-        raise ValueError(f"{root / EPISODES_JSONL}: episode_index is not 0..{len(rows) - 1}")
-    frames = sum(r["length"] for r in rows)
-    if (len(rows), frames) != (info["total_episodes"], info["total_frames"]):
-        raise ValueError(f"{root}: {len(rows)} episodes of {frames} frames in {EPISODES_JSONL}, "
-                         f"meta/info.json says {info['total_episodes']} of {info['total_frames']}")
+    check_episode_rows(rows, info, root, EPISODES_JSONL)
     chunks_size = int(info.get("chunks_size", 1000))
     for r in rows:
         e = r["episode_index"]
