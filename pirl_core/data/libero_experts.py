@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 GRIPPER_SPAN = 0.07  # m, widest object grasped across (the open gripper spans ~0.077)
 POS_GAIN = 2.0  # action per (metre error / 0.05 m): reach targets in a few steps, then settle
@@ -104,7 +105,8 @@ def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarr
     half = (hi - lo) / 2
     if 2 * half[1] <= GRIPPER_SPAN:
         return np.zeros(3), 0.0
-    rims = [(np.array([0.0, half[1] - 0.01, 0.0]), 0.0), (np.array([0.0, 0.01 - half[1], 0.0]), 0.0),
+    rims = [(np.array([0.0, half[1] - 0.01, 0.0]), 0.0),  # +y first: no turn needed
+            (np.array([0.0, 0.01 - half[1], 0.0]), 0.0),
             (np.array([half[0] - 0.01, 0.0, 0.0]), np.pi / 2),
             (np.array([0.01 - half[0], 0.0, 0.0]), np.pi / 2)]
     centre = (lo + hi) / 2
@@ -152,18 +154,15 @@ class PickPlaceExpert:
     i.e. right after the task's reset)."""
 
     def __init__(self, task: Any):
-        from scipy.spatial.transform import Rotation
-
         self.task = task
         self.phases = pick_place_plan(task.robosuite_env)
         self.phase, self.steps_in_phase = 0, 0
-        self._rotation = Rotation
         self.start_rotation = Rotation.from_quat(task.sim_obs["robot0_eef_quat"])  # x, y, z, w
 
     def _turn(self, yaw: float) -> np.ndarray:
         """Rotation action [3] toward the start orientation turned by `yaw` about world z."""
-        goal = self._rotation.from_euler("z", yaw) * self.start_rotation
-        err = (goal * self._rotation.from_quat(self.task.sim_obs["robot0_eef_quat"]).inv())
+        goal = Rotation.from_euler("z", yaw) * self.start_rotation
+        err = goal * Rotation.from_quat(self.task.sim_obs["robot0_eef_quat"]).inv()
         return np.clip(err.as_rotvec() / 0.5 * ROT_GAIN, -1, 1)
 
     @property

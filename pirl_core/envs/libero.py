@@ -17,11 +17,11 @@ each in [-1, 1].
 Tasks are named "<suite>/<index>" ("libero_spatial/0" .. "libero_10/9") in the benchmark's own
 task order. Each task ships 50 fixed initial states; `reset(seed)` loads state `seed % 50` (with
 `placements="perturbed"`, every movable object then moves by up to 1.5 cm and 15 degrees: the
-demonstrations' initial states, apart from the evaluation's), then holds the robot still for `SETTLE_STEPS`
-steps (not counted in the episode) while objects that start in the air come to rest, as openpi's
-and RLinf's LIBERO evaluations do. `LiberoVecEnv` with
-`fixed_init_states` walks the 50 states in order instead (episode j of a task: state j), the
-canonical evaluation protocol (500 episodes = 10 tasks x 50 states).
+demonstrations' initial states, apart from the evaluation's), then holds the robot still for
+`SETTLE_STEPS` steps (not counted in the episode) while objects that start in the air come to rest,
+as openpi's and RLinf's LIBERO evaluations do. `LiberoVecEnv` with `fixed_init_states` walks the
+50 states in order instead (episode j of a task: state j), the canonical evaluation protocol (500
+episodes = 10 tasks x 50 states).
 
 Speed on a 2-core CPU (software GL): the scene has ~700k mesh vertices, so rendering dominates.
 Frames come only on demand (robosuite's camera observables are disabled, `observe(render=True)`
