@@ -110,7 +110,8 @@ def _column_to_numpy(col: pa.ChunkedArray, ft: dict, where: str) -> np.ndarray:
 
 @dataclass
 class LeRobotData:
-    """An opened dataset (v3.0 or v2.x). Feature names are key-mapped; `info` is the raw info.json."""
+    """An opened dataset (v3.0 or v2.x). Feature names are key-mapped; `info` is the raw
+    info.json."""
 
     root: Path
     info: dict
@@ -162,6 +163,10 @@ class LeRobotData:
             return self.root / ep["data/path"]
         return data_file_path(self.root, self.info, ep["data/chunk_index"], ep["data/file_index"])
 
+    def data_files(self) -> list[Path]:
+        """The data files holding the episodes, in episode order, each once."""
+        return list(dict.fromkeys(self.episode_file(i) for i in range(len(self.episodes))))
+
     def episode(self, i: int, keys: list[str] | None = None) -> dict[str, np.ndarray]:
         """All frames of episode i: {feature: [T, ...]}, images uint8 [T, H, W, C]."""
         if not 0 <= i < len(self.episodes):
@@ -183,8 +188,8 @@ class LeRobotData:
         if keys is None:
             keys = [k for k, ft in self.features.items() if ft["dtype"] not in ("image", "video")]
         self._check_keys(keys, images=False)
-        paths = list(dict.fromkeys(self.episode_file(i) for i in range(len(self.episodes))))
-        tables = [pq.read_table(p, columns=[self.columns[k] for k in keys]) for p in paths]
+        tables = [pq.read_table(p, columns=[self.columns[k] for k in keys])
+                  for p in self.data_files()]
         table = pa.concat_tables(tables)
         if table.num_rows != self.num_frames:
             raise ValueError(f"{self.root}: data files hold {table.num_rows} frames, "
@@ -272,7 +277,7 @@ def read_dataset(root: str | Path, key_map: dict[str, str] | None = None) -> LeR
         tasks, episodes = read_v2_meta(root, info)
     data = LeRobotData(root, info, tasks, episodes, {}, columns)
     stored = [k for k, ft in info["features"].items() if ft["dtype"] != "video"]
-    for path in dict.fromkeys(data.episode_file(i) for i in range(len(episodes))):
+    for path in data.data_files():
         if not path.is_file():
             raise FileNotFoundError(f"{path}: data file named by the episodes metadata is missing")
         names = set(pq.read_schema(path).names)

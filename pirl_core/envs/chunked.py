@@ -42,6 +42,14 @@ def episode_seed(seed: int, env_index: int, episode: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
+def pad_vector(x: np.ndarray, n: int) -> np.ndarray:
+    """x [m] -> float32 [n], zero-padded: a fixed-width slot for a simulator's variable-length
+    state (the `privileged` observation)."""
+    if x.shape[0] > n:
+        raise ValueError(f"vector of {x.shape[0]} entries does not fit the {n} reserved for it")
+    return np.pad(x.astype(np.float32), (0, n - x.shape[0]))
+
+
 def stack_obs(obs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-env observation dicts -> one batched dict (arrays stacked, strings in a list)."""
     out: dict[str, Any] = {}

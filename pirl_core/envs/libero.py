@@ -44,7 +44,7 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from pirl_core.envs.chunked import ChunkedVecEnv  # noqa: E402
+from pirl_core.envs.chunked import ChunkedVecEnv, pad_vector  # noqa: E402
 
 # suite key -> (LIBERO benchmark name, interaction steps per episode: paper Table 7)
 SUITES = {"spatial": ("libero_spatial", 240), "object": ("libero_object", 320),
@@ -53,7 +53,7 @@ SETTLE_STEPS = 10
 CAMERAS = ("agentview", "robot0_eye_in_hand")
 STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 8, 160, 7
 OBS_MODES = ("rgb", "state")
-PLACEMENTS = ("fixed", "perturbed", "sampled")
+PLACEMENTS = ("fixed", "perturbed")
 PERTURB_XY, PERTURB_YAW = 0.015, np.pi / 12  # "perturbed": shift (m) and turn (rad) bounds
 NOOP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float32)  # hold still, gripper open
 
@@ -91,11 +91,6 @@ def suite_max_steps(task: str) -> int:
     return next(steps for n, steps in SUITES.values() if n == name)
 
 
-def task_instruction(task: str) -> str:
-    name, index = _parse(task)
-    return _benchmark(name).get_task(index).language
-
-
 def task_goal(task: str) -> list[list[str]]:
     """The task's BDDL goal, e.g. [["on", "akita_black_bowl_1", "plate_1"]] (no env built)."""
     from libero.libero.envs.bddl_utils import robosuite_parse_problem
@@ -110,12 +105,6 @@ def _axis_angle(quat: np.ndarray) -> np.ndarray:
     from robosuite.utils.transform_utils import quat2axisangle
 
     return np.asarray(quat2axisangle(np.array(quat, dtype=np.float64)), np.float32)
-
-
-def _pad(x: np.ndarray, n: int) -> np.ndarray:
-    if x.shape[0] > n:
-        raise ValueError(f"vector of {x.shape[0]} entries does not fit the {n} reserved for it")
-    return np.pad(x.astype(np.float32), (0, n - x.shape[0]))
 
 
 class LiberoTask:
@@ -150,19 +139,16 @@ class LiberoTask:
 
     def reset(self, seed: int) -> None:
         """"fixed": load initial state `seed % 50`; "perturbed": that state with every movable
-        object shifted and turned a little (drawn from `seed`); "sampled": a new placement drawn
-        by LIBERO's own region sampler (it misplaces objects meant to rest on other objects: a
-        bowl "on the stove" lands on the table)."""
-        if self.placements == "sampled":
-            self.env.seed(seed)  # LIBERO's placement samplers draw from numpy's global RNG
-        self._obs = self.env.reset()
+        object shifted and turned a little (drawn from `seed`). (LIBERO's own region sampler is
+        no substitute: it drops objects meant to rest on others, a bowl "on the stove", onto the
+        table.)"""
+        self.env.reset()
         # a soft reset keeps MuJoCo's solver warm start and the gripper's ramped command: clear
         # both so an episode does not depend on the one before (same initial state, same episode)
-        self.env.env.sim.data.qacc_warmstart[:] = 0
-        for robot in self.env.env.robots:
+        self.robosuite_env.sim.data.qacc_warmstart[:] = 0
+        for robot in self.robosuite_env.robots:
             robot.gripper.current_action = np.zeros(robot.gripper.dof)
-        if self.placements != "sampled":
-            self._obs = self.env.set_init_state(self.init_states[seed % len(self.init_states)])
+        self._obs = self.env.set_init_state(self.init_states[seed % len(self.init_states)])
         if self.placements == "perturbed":
             self._perturb(np.random.default_rng(seed))
         for _ in range(SETTLE_STEPS):
@@ -193,7 +179,7 @@ class LiberoTask:
 
     def render(self) -> dict[str, np.ndarray]:
         """Both cameras now, uint8 [S, S, 3] each, in the dataset's orientation."""
-        sim = self.env.env.sim
+        sim = self.robosuite_env.sim
         sim._render_context_offscreen.gl_ctx.make_current()  # several envs share the process
         frames = [sim.render(camera_name=c, width=self.image_size, height=self.image_size)
                   for c in CAMERAS]
@@ -206,14 +192,14 @@ class LiberoTask:
         o = self._obs
         state = np.concatenate([o["robot0_eef_pos"], _axis_angle(o["robot0_eef_quat"]),
                                 o["robot0_gripper_qpos"]]).astype(np.float32)
-        obs: dict[str, Any] = {"state": state,
-                               "privileged": _pad(np.asarray(o["object-state"]), PRIVILEGED_DIM)}
+        privileged = pad_vector(np.asarray(o["object-state"]), PRIVILEGED_DIM)
+        obs: dict[str, Any] = {"state": state, "privileged": privileged}
         if render and self.obs_mode == "rgb":
             obs |= self.render()
         return obs
 
     def close(self) -> None:
-        ctx = self.env.env.sim._render_context_offscreen
+        ctx = self.robosuite_env.sim._render_context_offscreen
         if ctx is not None:
             ctx.gl_ctx.make_current()
         self.env.close()

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pirl_core.envs.chunked import ChunkedVecEnv
+from pirl_core.envs.chunked import ChunkedVecEnv, pad_vector
 
 INSTRUCTIONS_PATH = Path(__file__).resolve().parents[1] / "data" / "maniskill_instructions.yaml"
 QPOS_DIM, GOAL_DIM, PRIVILEGED_DIM = 9, 3, 64
@@ -149,8 +149,8 @@ def policy_obs(obs: dict, j: int, with_goal: bool) -> dict[str, np.ndarray]:
             else np.zeros(GOAL_DIM, np.float32))
     row = {k: ({kk: vv[j : j + 1] for kk, vv in v.items()} if isinstance(v, dict) else v[j : j + 1])
            for k, v in obs.items()}
-    return {"state": np.concatenate([_pad(qpos, QPOS_DIM), goal]),
-            "privileged": _pad(_flat(row), PRIVILEGED_DIM)}
+    return {"state": np.concatenate([pad_vector(qpos, QPOS_DIM), goal]),
+            "privileged": pad_vector(_flat(row), PRIVILEGED_DIM)}
 
 
 def grasped_flags(info: dict, n: int) -> np.ndarray:
@@ -217,12 +217,6 @@ class ManiSkillTask:
 
     def close(self) -> None:
         self.env.close()
-
-
-def _pad(x: np.ndarray, n: int) -> np.ndarray:
-    if x.shape[0] > n:
-        raise ValueError(f"vector of {x.shape[0]} entries does not fit the {n} reserved for it")
-    return np.pad(x, (0, n - x.shape[0]))
 
 
 class ManiSkillVecEnv(ChunkedVecEnv):
