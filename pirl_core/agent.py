@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -36,6 +37,7 @@ class Step:
     logprob: Tensor  # [B] one-layer, [B, K] two-layer
     value: Tensor  # [B]
     critic_input: Tensor  # [B, K, F] (expert) or [B, F] (vlm), detached
+    obs: Observation | None = None  # kept only when the prefix trains in RL (it is re-encoded)
 
 
 class Agent(nn.Module):
@@ -54,6 +56,16 @@ class Agent(nn.Module):
                                         max_std=sampler.noise_max_std)
         in_dim = policy.expert_feature_dim if self.placement == "expert" else policy.prefix_feature_dim
         self.critic = ValueHead(in_dim, critic.hidden_dim, critic.num_layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.critic.parameters()).device
+
+    @property
+    def prefix_trains(self) -> bool:
+        """True when RL trains the prefix (policy.freeze_prefix false, or LoRA on the VLM): the
+        stored cache is then stale after the first step, and the learner re-encodes the obs."""
+        return any(p.requires_grad for p in self.policy.prefix_parameters())
 
     # Bound methods, not closures: a deepcopy of the agent (an old-policy snapshot) must sample
     # through ITS copy of the policy, and a closure would keep pointing at the original.
@@ -90,10 +102,19 @@ class Agent(nn.Module):
                              noise_std_fn=self.noise_fn, device=obs.state.device)
         logprob = chain_logprob(chain, chain.means, chain.stds, self.sampler)
         critic_input = self.critic_input(cache, chain)
-        return Step(cache, obs.state, chain, logprob, self.value(critic_input), critic_input)
+        return Step(cache, obs.state, chain, logprob, self.value(critic_input), critic_input,
+                    obs if self.prefix_trains else None)
 
-    def replay(self, cache: PrefixCache, state: Tensor, chain: Chain) -> tuple[Tensor, Tensor]:
-        """Current (means, stds) of a stored chain's stochastic steps, with gradients."""
+    def env_chunk(self, chain: Chain) -> np.ndarray:
+        """The [B, H, D_env] chunk the environments execute (a padded model keeps more dims)."""
+        return self.policy.env_actions(chain.actions).float().cpu().numpy()
+
+    def replay(self, cache: PrefixCache, state: Tensor, chain: Chain,
+               obs: Observation | None = None) -> tuple[Tensor, Tensor]:
+        """Current (means, stds) of a stored chain's stochastic steps, with gradients (through
+        the prefix too when `obs` is given: the prefix trains)."""
+        if obs is not None:
+            cache = self.policy.encode_prefix(obs)
         return replay_transitions(self.velocity, chain, (cache, state), self.sampler,
                                   self.noise_fn)
 

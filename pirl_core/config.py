@@ -42,6 +42,7 @@ from pirl_core.config_schema import (
     GRPOConfig,
     LiberoEnvConfig,
     ManiSkillEnvConfig,
+    ModelsConfig,
     PolicyConfig,
     PPOConfig,
     ReportConfig,
@@ -52,8 +53,8 @@ from pirl_core.config_schema import (
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
-    "AblationConfig", "LiberoEnvConfig", "ManiSkillEnvConfig", "PolicyConfig", "PPOConfig",
-    "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig",
+    "AblationConfig", "LiberoEnvConfig", "ManiSkillEnvConfig", "ModelsConfig", "PolicyConfig",
+    "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
     "select_benchmark", "BENCHMARK_SECTIONS",
 ]

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pirl_core.config_checks import (ConfigError, FieldError, _at_least, _non_negative,
                                      _positive, _require, _unit_interval)
-from pirl_core.config_studies import AblationConfig, ToyConfig
+from pirl_core.config_studies import AblationConfig, ModelsConfig, ToyConfig
 
 __all__ = ["AblationConfig", "ConfigError", "FieldError", "ToyConfig"]  # re-exported
 
@@ -314,13 +314,37 @@ class PolicyConfig:
     """Transformer depth of the small model."""
     num_heads: int = 4
     """Attention heads of the small model; must divide hidden_dim."""
+    expert_hidden_dim: int = 64
+    """Width of the action expert of a from-scratch pi0 / pi0.5 (pi0's own: 1024 beside 2048)
+    and of the GR00T-style DiT head."""
+    head_dropout: float = 0.2
+    """Dropout inside the GR00T-style DiT head during SFT (GR00T's 0.2); RL swaps it for
+    identity (paper App. C)."""
+    patch_size: int = 8
+    """SigLIP patch side of a from-scratch pi0 / pi0.5; must divide env.image_size."""
+    max_text_tokens: int = 96
+    """pi0 / pi0.5 prompt length (<bos> instruction \\n), right-padded; longer ones are refused."""
     freeze_prefix: bool = True
-    """Freeze the observation encoder (the VLM for pi0/pi0.5) during RL; only the expert learns."""
+    """Freeze the observation encoder (the VLM for pi0/pi0.5) during RL; only the expert learns.
+    False: RL trains the prefix too (the learner re-encodes each minibatch's observations)."""
+    lora_rank: int = 0
+    """pi0: LoRA rank on the VLM's Gemma projections during RL (paper Fig. 15: 32); 0 = none.
+    Needs freeze_prefix false; the adapters are then the only VLM weights that train."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = lora_alpha / lora_rank)."""
     checkpoint: str = ""
     """Local directory to start from; empty = from scratch / the SFT stage's output."""
 
     def __post_init__(self) -> None:
-        _at_least(self, 1, "hidden_dim", "num_layers", "num_heads")
+        _at_least(self, 1, "hidden_dim", "num_layers", "num_heads", "expert_hidden_dim",
+                  "patch_size", "max_text_tokens", "lora_alpha")
+        _at_least(self, 0, "lora_rank")
+        _require(0 <= self.head_dropout < 1, "head_dropout", "a float in [0, 1)", self.head_dropout)
+        _require(self.lora_rank == 0 or not self.freeze_prefix, "lora_rank",
+                 "0 while freeze_prefix is true (frozen adapters would never train)",
+                 self.lora_rank, "freeze_prefix")
+        _require(self.lora_rank == 0 or self.name == "pi0", "lora_rank",
+                 "0 unless policy.name is pi0", self.lora_rank, "name")
         _require(
             self.hidden_dim % self.num_heads == 0, "num_heads",
             f"a divisor of hidden_dim = {self.hidden_dim}", self.num_heads, "hidden_dim",
@@ -406,6 +430,8 @@ class Config:
     """Gaussian-toy sampler study."""
     ablation: AblationConfig = field(default_factory=AblationConfig)
     """The paper's ablations at CPU scale (stages ablation_base and ablation)."""
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    """The real-scale model families at CPU width (stage models)."""
 
     def __post_init__(self) -> None:
         _require(

@@ -81,3 +81,52 @@ class AblationConfig:
             values = getattr(self, name)
             _require(len(values) > 0 and set(values) <= set(allowed), name,
                      f"a non-empty list of {', '.join(allowed)}", values)
+
+
+MODEL_FAMILIES = ("pi0", "gr00t")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """The real-scale model families (pi0, ...) taken through the whole loop at a width this CPU
+    trains (stage `models`): built from scratch, SFT on the MetaWorld demos, a short Flow-SDE PPO
+    run with the VLM frozen, canonical evaluation. It exercises each family's code path end to
+    end; it says nothing about the capacity of the full-size model."""
+
+    names: tuple[str, ...] = MODEL_FAMILIES
+    """Families the stage's matrix runs."""
+    hidden_dim: int = 128
+    """VLM (Gemma and SigLIP) width."""
+    expert_hidden_dim: int = 64
+    """Action-expert width."""
+    num_layers: int = 2
+    """Depth of the VLM, the expert and SigLIP."""
+    num_heads: int = 4
+    """Attention heads (one shared K/V head, as pi0)."""
+    patch_size: int = 8
+    """SigLIP patch side (64 px images: 64 tokens per camera)."""
+    max_text_tokens: int = 64
+    """Prompt length in bytes of the byte tokenizer (MetaWorld's instructions need <= 40)."""
+    sft_steps: int = 1500
+    """CFM steps of the family's SFT."""
+    num_iterations: int = 20
+    """PPO iterations of the short RL run."""
+    seed: int = 0
+    """Seed of the SFT and the RL run."""
+
+    def __post_init__(self) -> None:
+        _require(len(self.names) > 0 and set(self.names) <= set(MODEL_FAMILIES), "names",
+                 f"a non-empty list of {', '.join(MODEL_FAMILIES)}", self.names)
+        _at_least(self, 1, "hidden_dim", "expert_hidden_dim", "num_layers", "num_heads",
+                  "patch_size", "max_text_tokens", "num_iterations")
+        _at_least(self, 0, "sft_steps", "seed")
+
+    def overrides(self, name: str) -> tuple[str, ...]:
+        """Config overrides that make the main config this family's run."""
+        if name not in MODEL_FAMILIES:
+            raise ValueError(f"model family {name!r} unknown; expected one of {MODEL_FAMILIES}")
+        sizes = ("hidden_dim", "expert_hidden_dim", "num_layers", "num_heads", "patch_size",
+                 "max_text_tokens")
+        return ((f"policy.name={name}",) + tuple(f"policy.{k}={getattr(self, k)}" for k in sizes)
+                + (f"sft.num_steps={self.sft_steps}", f"seed={self.seed}",
+                   f"ppo.num_iterations={self.num_iterations}", "ppo.total_timesteps=null"))

@@ -66,7 +66,7 @@ class AgentPolicy:
                   deterministic: bool) -> np.ndarray:
         step = self.agent.act(to_observation(obs, self.device), generator,
                               deterministic=deterministic)
-        return step.chain.actions.float().cpu().numpy()
+        return self.agent.env_chunk(step.chain)
 
 
 class MetaWorldExpert:

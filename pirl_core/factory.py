@@ -157,19 +157,31 @@ def record_demos(cfg: Config, root: str | Path):
 
 
 def make_policy(cfg: Config):
-    if cfg.policy.name != "small":
-        raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet (small is)")
-    from pirl_core.policies.small import SmallVLA
-
     action_dim, state_dim, cameras = BENCHMARKS[cfg.env.benchmark]
-    return SmallVLA(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
-                    image_size=cfg.env.image_size, num_cameras=len(cameras))
+    if cfg.policy.name == "small":
+        from pirl_core.policies.small import SmallVLA
+
+        return SmallVLA(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
+                        image_size=cfg.env.image_size, num_cameras=len(cameras))
+    if cfg.policy.name == "gr00t":
+        from pirl_core.policies.gr00t import GR00TPolicy
+
+        return GR00TPolicy(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
+                           image_size=cfg.env.image_size, num_cameras=len(cameras))
+    if cfg.policy.name == "pi0":
+        from pirl_core.policies.pi0 import make_pi0_policy
+
+        return make_pi0_policy(cfg.policy, action_dim, state_dim, cfg.env.chunk_size,
+                               cfg.env.image_size, len(cameras))
+    raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet (small, pi0 and gr00t are)")
 
 
 def load_sft_policy(cfg: Config, checkpoint: str | Path):
     """The SFT policy saved by the sft stage, configured for RL (prefix frozen if asked)."""
     policy = make_policy(cfg)
     load_checkpoint(checkpoint, {"policy": policy})
+    if cfg.policy.lora_rank:  # RL-only adapters, added after the SFT weights are in
+        policy.attach_lora(cfg.policy.lora_rank, cfg.policy.lora_alpha)
     policy.configure_stage("rl")
     return policy
 

@@ -36,6 +36,14 @@ def to_observation(obs: dict[str, Any], device: torch.device | str = "cpu") -> O
     return Observation(images=images, state=state, instructions=tuple(obs["instruction"]))
 
 
+def cat_observations(observations: list[Observation | None]) -> Observation | None:
+    if any(o is None for o in observations):
+        return None
+    return Observation(torch.cat([o.images for o in observations]),
+                       torch.cat([o.state for o in observations]),
+                       tuple(t for o in observations for t in o.instructions))
+
+
 def cat_caches(caches: list[PrefixCache]) -> PrefixCache:
     """Concatenate prefix caches along the batch dimension (all fields are batch-first tensors)."""
     return type(caches[0])(*(torch.cat([getattr(c, f.name) for c in caches])
@@ -54,6 +62,7 @@ class Batch:
     critic_input: Tensor  # [N, K, F] or [N, F]
     advantages: Tensor  # [N]
     returns: Tensor  # [N]
+    obs: Observation | None = None  # [N] observations, kept only when the prefix trains
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -61,7 +70,8 @@ class Batch:
     def index(self, rows: Tensor) -> Batch:
         return Batch(self.cache.index(rows), self.state[rows], self.chain.index(rows),
                      self.logprobs[rows], self.values[rows], self.critic_input[rows],
-                     self.advantages[rows], self.returns[rows])
+                     self.advantages[rows], self.returns[rows],
+                     None if self.obs is None else self.obs.index(rows))
 
 
 @dataclass
@@ -97,8 +107,8 @@ def collect_rollout(envs: Any, agent: Agent, env_state: EnvState, num_steps: int
     obs, ep_ret = env_state.obs, env_state.episode_return.copy()
     stats = RolloutStats([], [], [], 0, 0.0)
     for _ in range(num_steps):
-        step = agent.act(to_observation(obs), generator)
-        obs, reward, term, trunc, info = envs.step_chunk(step.chain.actions.cpu().numpy())
+        step = agent.act(to_observation(obs, agent.device), generator)
+        obs, reward, term, trunc, info = envs.step_chunk(agent.env_chunk(step.chain))
         steps.append(step)
         rewards.append(reward), terminated.append(term), truncated.append(trunc)
         trunc_values.append(_truncation_values(agent, info, trunc, generator))
@@ -109,7 +119,7 @@ def collect_rollout(envs: Any, agent: Agent, env_state: EnvState, num_steps: int
             stats.episode_lengths.append(int(info["final_episode_length"][i]))
             stats.episode_successes.append(bool(info["success"][i]))
             ep_ret[i] = 0.0
-    next_value = agent.act(to_observation(obs), generator).value
+    next_value = agent.act(to_observation(obs, agent.device), generator).value
     batch = make_batch(steps, rewards, terminated, truncated, trunc_values, next_value, ppo)
     stats.seconds = time.perf_counter() - t0
     return batch, EnvState(obs, ep_ret), stats
@@ -118,10 +128,10 @@ def collect_rollout(envs: Any, agent: Agent, env_state: EnvState, num_steps: int
 def _truncation_values(agent: Agent, info: dict, truncated: np.ndarray,
                        generator: torch.Generator) -> Tensor:
     """Critic value of the pre-reset observation where an episode was truncated, else 0."""
-    values = torch.zeros(len(truncated))
+    values = torch.zeros(len(truncated), device=agent.device)
     if truncated.any():
-        final = agent.act(to_observation(info["final_obs"]), generator).value
-        mask = torch.as_tensor(truncated)
+        final = agent.act(to_observation(info["final_obs"], agent.device), generator).value
+        mask = torch.as_tensor(truncated, device=agent.device)
         values = torch.where(mask, final, values)
     return values
 
@@ -129,8 +139,8 @@ def _truncation_values(agent: Agent, info: dict, truncated: np.ndarray,
 def make_batch(steps: list[Step], rewards: list, terminated: list, truncated: list,
                trunc_values: list[Tensor], next_value: Tensor, ppo: PPOConfig) -> Batch:
     """Stack [T, B] storage, compute GAE on chunk-level rewards and flatten t-major."""
-    as_t = lambda xs: torch.as_tensor(np.stack(xs))  # noqa: E731
     values = torch.stack([s.value for s in steps])
+    as_t = lambda xs: torch.as_tensor(np.stack(xs), device=values.device)  # noqa: E731
     adv, ret = compute_gae(as_t(rewards).float(), values, next_value, as_t(terminated),
                            as_t(truncated), ppo.gamma, ppo.gae_lambda, torch.stack(trunc_values))
     return batch_from_steps(steps, adv.flatten(), ret.flatten())
@@ -141,4 +151,4 @@ def batch_from_steps(steps: list[Step], advantages: Tensor, returns: Tensor) -> 
     return Batch(cat_caches([s.cache for s in steps]), torch.cat([s.state for s in steps]),
                  Chain.cat([s.chain for s in steps]), torch.cat([s.logprob for s in steps]),
                  torch.cat([s.value for s in steps]), torch.cat([s.critic_input for s in steps]),
-                 advantages, returns)
+                 advantages, returns, cat_observations([s.obs for s in steps]))

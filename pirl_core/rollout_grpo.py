@@ -36,8 +36,8 @@ def collect_group_rollout(envs: Any, agent: Agent, episode: int, generator: torc
     stats = RolloutStats([], [], [], 0, 0.0)
     max_chunks = math.ceil(envs.max_episode_steps / agent.policy.action_shape[0]) + 1
     for _ in range(max_chunks):
-        step = agent.act(to_observation(obs), generator)
-        obs, reward, term, trunc, info = envs.step_chunk(step.chain.actions.cpu().numpy())
+        step = agent.act(to_observation(obs, agent.device), generator)
+        obs, reward, term, trunc, info = envs.step_chunk(agent.env_chunk(step.chain))
         steps.append(step)
         masks.append(active.copy())
         returns += np.where(active, reward, 0.0)
@@ -49,7 +49,8 @@ def collect_group_rollout(envs: Any, agent: Agent, episode: int, generator: torc
         active &= ~(term | trunc)
         if not active.any():
             break
-    adv = grpo_advantages(torch.as_tensor(returns, dtype=torch.float32), envs.group_size, adv_eps)
+    adv = grpo_advantages(torch.as_tensor(returns, dtype=torch.float32, device=agent.device),
+                          envs.group_size, adv_eps)
     stats.seconds = time.perf_counter() - t0
     return _group_batch(steps, np.stack(masks), adv), stats
 
@@ -60,4 +61,4 @@ def _group_batch(steps: list[Step], masks: np.ndarray, adv_per_env: torch.Tensor
     rows = torch.nonzero(torch.as_tensor(masks.reshape(-1))).squeeze(1)
     adv = adv_per_env.repeat(len(steps))
     picked = batch_from_steps(steps, adv, torch.zeros_like(adv)).index(rows)
-    return replace(picked, values=torch.zeros(len(rows)))
+    return replace(picked, values=torch.zeros(len(rows), device=adv.device))

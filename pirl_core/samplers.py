@@ -132,6 +132,12 @@ def transition(method: str, x: Tensor, u: Tensor, tau: Tensor, delta: float, noi
     raise ValueError(f"unknown sampler method {method!r}; expected one of {METHODS}")
 
 
+def _drawn_on(generator: torch.Generator | None, device: torch.device | str | None):
+    """Where to draw: the generator's own device (a CPU generator may feed GPU tensors; the draws
+    are then copied, and a seed gives the same chain on either device)."""
+    return generator.device if generator is not None else device
+
+
 def draw_stochastic_mask(cfg: SamplerConfig, batch_size: int, generator: torch.Generator | None,
                          device: torch.device | str | None = None) -> Tensor:
     """[B, K] bool: which denoising steps inject noise, per sample.
@@ -148,7 +154,8 @@ def draw_stochastic_mask(cfg: SamplerConfig, batch_size: int, generator: torch.G
         return mask.fill_(True)
     if cfg.schedule == "hybrid":
         eligible = k - 1 if (cfg.method == "flow_cps" and k > 1) else k
-        idx = torch.randint(0, eligible, (batch_size,), generator=generator, device=device)
+        idx = torch.randint(0, eligible, (batch_size,), generator=generator,
+                            device=_drawn_on(generator, device)).to(mask.device)
         return mask.scatter_(1, idx[:, None], True)
     if cfg.schedule == "window":
         mask[:, cfg.window_start: cfg.window_start + cfg.window_size] = True
@@ -184,7 +191,9 @@ def sample_chain(velocity: VelocityField, context: Any, cfg: SamplerConfig, batc
     taus = time_grid(k, device)
     mask = draw_stochastic_mask(cfg, batch_size, generator, device)
     shape = (batch_size, *action_shape)
-    x = torch.randn(shape, generator=generator, device=device) if x0 is None else x0.float()
+    draw_on = _drawn_on(generator, device)
+    x = (torch.randn(shape, generator=generator, device=draw_on).to(device) if x0 is None
+         else x0.float())
     states, means, stds, feats = [x], [], [], []
     for i in range(k):
         tau = taus[i].expand(batch_size)
@@ -192,7 +201,7 @@ def sample_chain(velocity: VelocityField, context: Any, cfg: SamplerConfig, batc
         m = _rows(mask[:, i], x)
         mean = torch.where(m, sto_mean, ode_mean)
         std = torch.where(m, sto_std, torch.zeros_like(sto_std))
-        xi = torch.randn(shape, generator=generator, device=device)
+        xi = torch.randn(shape, generator=generator, device=draw_on).to(device)
         x = mean + std * xi
         states.append(x), means.append(mean), stds.append(std)
         if f is not None:

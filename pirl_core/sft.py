@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pirl_core.config import SFTConfig
@@ -69,8 +70,10 @@ def build_sft_data(data: LeRobotData, policy, image_keys: str | tuple[str, ...],
 
 def cfm_batch_loss(policy, data: SFTData, rows: Tensor, cfg: SFTConfig,
                    generator: torch.Generator) -> Tensor:
-    """CFM loss on the frames `rows` with fresh (tau, eps) from `generator`."""
+    """CFM loss on the frames `rows` with fresh (tau, eps) from `generator`. Targets are
+    zero-padded to the policy's action dim (pi0's convention for its 32-dim action)."""
     actions = data.actions[rows]
+    actions = F.pad(actions, (0, policy.action_shape[1] - actions.shape[-1]))
     tau = sample_tau(len(rows), generator, cfg.tau_distribution, cfg.beta_alpha, cfg.beta_beta)
     eps = torch.randn(actions.shape, generator=generator)
     x_tau = interpolate(actions, eps, tau)

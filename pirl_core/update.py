@@ -62,8 +62,9 @@ def reference_kl(agent: Agent, reference: torch.nn.Module, mb: Batch, means: Ten
                  stds: Tensor) -> Tensor:
     """[M] KL of the current transitions to the reference policy's on the stored chains."""
     with torch.no_grad():
+        cache = mb.cache if mb.obs is None else reference.encode_prefix(mb.obs)
         ref_means, _ = replay_transitions(policy_velocity(reference), mb.chain,
-                                          (mb.cache, mb.state), agent.sampler, agent.noise_fn)
+                                          (cache, mb.state), agent.sampler, agent.noise_fn)
     return transition_kl(means, ref_means, stds, mb.chain.stochastic,
                          agent.sampler.logprob_reduce_dims)
 
@@ -73,7 +74,7 @@ def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig, use_critic: bool = T
     """PPO loss of one minibatch: clipped surrogate + value loss - entropy bonus (Flow-Noise)
     (+ ref_kl_coef * KL to `reference`). GRPO (`use_critic=False`) has no value loss: its
     advantages come from group returns."""
-    means, stds = agent.replay(mb.cache, mb.state, mb.chain)
+    means, stds = agent.replay(mb.cache, mb.state, mb.chain, mb.obs)
     new_lp = chain_logprob(mb.chain, means, stds, agent.sampler)
     adv = normalize_advantages(mb.advantages) if cfg.norm_adv else mb.advantages
     new_lp, old_lp, adv = per_decision(new_lp, mb.logprobs, adv, mb.chain.stochastic)
@@ -105,7 +106,7 @@ def recompute_old_logprobs(agent: Agent, batch: Batch, order: Tensor, mb_size: i
     for start in range(0, len(order), mb_size):
         rows = order[start:start + mb_size]
         mb = batch.index(rows)
-        out[rows] = chain_logprob(mb.chain, *agent.replay(mb.cache, mb.state, mb.chain),
+        out[rows] = chain_logprob(mb.chain, *agent.replay(mb.cache, mb.state, mb.chain, mb.obs),
                                   agent.sampler)
     return out
 

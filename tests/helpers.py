@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pirl_core.agent import Agent
-from pirl_core.config import CriticConfig, PolicyConfig, SamplerConfig
+from pirl_core.config import CriticConfig, PolicyConfig, PPOConfig, SamplerConfig
+from pirl_core.policies.base import Observation
+from pirl_core.rollout import Batch, make_batch
 from pirl_core.policies.small import SmallVLA
 
 
-def tiny_agent(sampler: SamplerConfig, placement: str = "expert", seed: int = 0) -> Agent:
+def tiny_agent(sampler: SamplerConfig, placement: str = "expert", seed: int = 0,
+               freeze_prefix: bool = True) -> Agent:
     """A ~50k-parameter SmallVLA agent for 64 px MetaWorld tests, output layer randomised (its
     zero initialisation would make every sampled chain identical)."""
     torch.manual_seed(seed)
-    policy = SmallVLA(4, 5, 4, PolicyConfig(hidden_dim=32, num_layers=1, num_heads=2),
-                      image_size=64)
+    cfg = PolicyConfig(hidden_dim=32, num_layers=1, num_heads=2, freeze_prefix=freeze_prefix)
+    policy = SmallVLA(4, 5, 4, cfg, image_size=64)
     with torch.no_grad():
         policy.action_out.weight.normal_(0, 0.2)
     policy.configure_stage("rl")
@@ -49,3 +53,16 @@ def tiny_project(root: Path) -> Path:
     (root / "params.yaml").write_text(TINY_PARAMS)
     save_checkpoint(root / "sft", {"policy": make_policy(load_config(root / "params.yaml"))})
     return root / "params.yaml"
+
+
+def act_batch(agent: Agent, observations: list[Observation], seed: int = 0) -> Batch:
+    """A Batch of the agent's own chunks on `observations` (one per rollout step), rewards drawn
+    at random: enough for an update, no simulator."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    steps = [agent.act(obs, gen) for obs in observations]
+    b = observations[0].batch_size
+    rewards = [(rng.random(b) < 0.5).astype(np.float32) for _ in steps]
+    zeros = [np.zeros(b, bool)] * len(steps)
+    return make_batch(steps, rewards, zeros, zeros, [torch.zeros(b)] * len(steps),
+                      torch.zeros(b), PPOConfig())

@@ -123,3 +123,23 @@ def test_cosine_lr_follows_whichever_budget_binds_first():
     assert learning_rate_at(1e-5, training_progress(1, 50, ppo), ppo) == pytest.approx(0.5e-5)
     assert learning_rate_at(1e-5, 1.0, ppo) == pytest.approx(0.0, abs=1e-20)
     assert learning_rate_at(1e-5, 0.7, PPOConfig(anneal_lr="constant")) == 1e-5
+
+
+def test_a_trainable_prefix_is_re_encoded_by_the_learner():
+    """policy.freeze_prefix false: the batch keeps the observations, the learner re-encodes them
+    with gradients, the first ratio is still exactly 1 and the prefix moves."""
+    from tests.helpers import act_batch
+    from tests.test_policies_small import make_obs
+
+    sampler = SamplerConfig(method="flow_sde", num_steps=3, schedule="hybrid", mdp="two_layer")
+    agent = tiny_agent(sampler, placement="vlm", freeze_prefix=False)
+    assert agent.prefix_trains
+    batch = act_batch(agent, [make_obs(batch=4, seed=s, size=64) for s in range(2)])
+    assert batch.obs is not None and batch.obs.images.shape[0] == len(batch) == 8
+    prefix = [p.detach().clone() for p in agent.policy.prefix_parameters()]
+    actor, critic = agent.trainable_parameters()
+    metrics = ppo_update(agent, batch, PPOConfig(num_minibatches=2, update_epochs=2),
+                         torch.optim.Adam(actor, lr=1e-3), torch.optim.Adam(critic, lr=1e-3),
+                         torch.Generator().manual_seed(0))
+    assert metrics["losses/first_ratio_dev"] == 0.0
+    assert any(not torch.equal(p, p0) for p, p0 in zip(agent.policy.prefix_parameters(), prefix))

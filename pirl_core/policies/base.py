@@ -132,6 +132,16 @@ class FlowPolicy(Protocol):
         """[B, prefix_feature_dim]: the observation summary V_vlm reads."""
         ...
 
+    def prefix_parameters(self) -> list[nn.Parameter]:
+        """The trainable prefix (VLM, or its LoRA adapters); RL re-encodes observations with
+        gradients when any of them requires grad."""
+        ...
+
+    def env_actions(self, actions: Tensor) -> Tensor:
+        """[B, H, D] chain actions -> the [B, H, D_env] the environment executes (pi0 pads the
+        action to 32 dims and the chain keeps them all)."""
+        ...
+
 
 PolicyContext = tuple[PrefixCache, Tensor]  # the sampler's `context`: (cache, state [B, P])
 

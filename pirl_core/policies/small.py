@@ -110,7 +110,7 @@ class SmallVLA(nn.Module):
     def __init__(self, action_dim: int, chunk_size: int, state_dim: int, cfg: PolicyConfig,
                  image_size: int, vision_stage: str = DEFAULT_VISION_STAGE, num_cameras: int = 1,
                  state_in_prefix: bool = False,
-                 instruction_encoder: InstructionEncoder | None = None):
+                 instruction_encoder: InstructionEncoder | None = None, build_expert: bool = True):
         super().__init__()
         d = cfg.hidden_dim
         self.cfg = cfg
@@ -139,13 +139,18 @@ class SmallVLA(nn.Module):
         )
         self.prefix_norm = nn.LayerNorm(d)
 
-        # Action expert.
+        if build_expert:  # a subclass with its own action head (GR00T-style) passes False
+            self._build_expert(action_dim, chunk_size, state_dim)
+        self.set_prefix_trainable(True)
+
+    def _build_expert(self, action_dim: int, chunk_size: int, state_dim: int) -> None:
+        d = self.cfg.hidden_dim
         self.action_in = nn.Linear(action_dim, d)
         self.action_pos = nn.Parameter(0.02 * torch.randn(chunk_size, d))
         self.time_mlp = mlp(self.time_dim, d, d, 2)
-        self.state_in = None if state_in_prefix else nn.Linear(state_dim, d)
+        self.state_in = None if self.state_in_prefix else nn.Linear(state_dim, d)
         self.expert_blocks = nn.ModuleList(
-            DecoderBlock(d, cfg.num_heads) for _ in range(cfg.num_layers)
+            DecoderBlock(d, self.cfg.num_heads) for _ in range(self.cfg.num_layers)
         )
         self.expert_norm = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, action_dim)
@@ -153,8 +158,6 @@ class SmallVLA(nn.Module):
         # cannot overshoot (measured: without it Adam's first step raised the CFM loss ~40 %).
         nn.init.zeros_(self.action_out.weight)
         nn.init.zeros_(self.action_out.bias)
-
-        self.set_prefix_trainable(True)
 
     @property
     def num_prefix_tokens(self) -> int:
@@ -260,3 +263,6 @@ class SmallVLA(nn.Module):
 
     def prefix_features(self, cache: PrefixCache) -> Tensor:
         return cache.pooled
+
+    def env_actions(self, actions: Tensor) -> Tensor:
+        return actions
