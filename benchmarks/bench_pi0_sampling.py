@@ -82,16 +82,22 @@ def time_chunk(policy: PI0Policy, obs: Observation, steps: int, repeats: int) ->
             "vlm_passes_per_chunk": len(calls)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def model_args(description: str) -> argparse.ArgumentParser:
+    """The options both pi0 benchmarks take: which model, where, in what precision."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--size", choices=["tiny", "small", "full"], default="small")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
-    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    return ap
+
+
+def main() -> None:
+    ap = model_args(__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, nargs="+", default=[1, 4, 10])
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     policy, side = build(args.size, getattr(torch, args.dtype))

@@ -16,11 +16,9 @@ includes the model and Python), both in GiB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,7 +31,7 @@ from pirl_core.rollout import make_batch
 from pirl_core.train import make_optimizers
 from pirl_core.update import ppo_update
 
-from bench_pi0_sampling import STATE_DIM, build  # noqa: E402  (benchmarks/ is the script dir)
+from bench_pi0_sampling import STATE_DIM, build, model_args  # noqa: E402  (benchmarks/ is the script dir)
 
 
 def peak_gib(device: str) -> float:
@@ -61,15 +59,10 @@ def collect(agent: Agent, envs: int, chunks: int, side: int, cfg, gen: torch.Gen
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = model_args(__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--size", choices=["tiny", "small", "full"], default="small")
     ap.add_argument("--envs", type=int, default=8)
     ap.add_argument("--chunks", type=int, default=4)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.params, overrides=method_overrides("flow_sde"))

@@ -66,3 +66,22 @@ def act_batch(agent: Agent, observations: list[Observation], seed: int = 0) -> B
     zeros = [np.zeros(b, bool)] * len(steps)
     return make_batch(steps, rewards, zeros, zeros, [torch.zeros(b)] * len(steps),
                       torch.zeros(b), PPOConfig())
+
+
+def cfm_losses(policy, obs: Observation, actions: torch.Tensor, steps: int,
+               lr: float = 3e-3) -> list[float]:
+    """Adam on the SFT parameters for `steps` CFM steps on one fixed batch; the loss per step."""
+    from pirl_core.config import SFTConfig
+    from pirl_core.sft import SFTData, cfm_batch_loss
+
+    data = SFTData(policy.vision_features(obs.images), obs.state, actions, obs.instructions,
+                   torch.zeros(len(actions), dtype=torch.long))
+    opt = torch.optim.Adam(policy.configure_stage("sft"), lr=lr)
+    gen, rows, losses = torch.Generator().manual_seed(0), torch.arange(len(actions)), []
+    for _ in range(steps):
+        loss = cfm_batch_loss(policy, data, rows, SFTConfig(), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses

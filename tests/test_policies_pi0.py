@@ -31,8 +31,7 @@ from pirl_core.policies.pi0_build import (  # noqa: E402
     save_pi0,
 )
 from pirl_core.samplers import ode_config, replay_transitions, sample_chain  # noqa: E402
-from pirl_core.sft import cfm_batch_loss  # noqa: E402
-from tests.helpers import act_batch  # noqa: E402
+from tests.helpers import act_batch, cfm_losses  # noqa: E402
 
 B, H, D, P, S = 3, 5, 4, 4, 32
 CFG = PolicyConfig(name="pi0", hidden_dim=64, num_layers=2, num_heads=4, expert_hidden_dim=32,
@@ -197,24 +196,9 @@ def test_parameter_groups(policy):
 
 
 def test_cfm_steps_reduce_the_loss_through_the_whole_model():
-    from pirl_core.config import SFTConfig
-    from pirl_core.sft import SFTData
-
     pol = make_policy(model_action_dim=6, seed=1)
-    obs = make_obs(batch=4, seed=12)
     actions = torch.randn(4, H, D).clamp(-1, 1)  # the env's D, padded to 6 by the loss
-    data = SFTData(pol.vision_features(obs.images), obs.state, actions, obs.instructions,
-                   torch.zeros(4, dtype=torch.long))
-    params = pol.configure_stage("sft")
-    opt = torch.optim.Adam(params, lr=3e-3)
-    gen, rows = torch.Generator().manual_seed(0), torch.arange(4)
-    losses = []
-    for _ in range(30):
-        loss = cfm_batch_loss(pol, data, rows, SFTConfig(), gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = cfm_losses(pol, make_obs(batch=4, seed=12), actions, steps=30)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
 
 
