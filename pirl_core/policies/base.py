@@ -20,7 +20,7 @@ H actions per chunk, D action dim, F expert feature dim.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -141,6 +141,26 @@ class FlowPolicy(Protocol):
         """[B, H, D] chain actions -> the [B, H, D_env] the environment executes (pi0 pads the
         action to 32 dims and the chain keeps them all)."""
         ...
+
+
+class StagedParameters:
+    """Which parameters each stage trains, for a policy with `prefix_parameters`,
+    `expert_parameters`, `set_prefix_trainable` and a `cfg` (PolicyConfig): SFT trains prefix +
+    expert; RL trains the expert, plus the prefix unless cfg.freeze_prefix."""
+
+    def parameters_for(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
+        """The optimizer's parameters for `stage`."""
+        if stage == "sft":
+            return self.prefix_parameters() + self.expert_parameters()
+        if stage == "rl":
+            prefix = [] if self.cfg.freeze_prefix else self.prefix_parameters()
+            return prefix + self.expert_parameters()
+        raise ValueError(f"stage must be 'sft' or 'rl', got {stage!r}")
+
+    def configure_stage(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
+        """Set requires_grad for `stage` and return its parameter list."""
+        self.set_prefix_trainable(stage == "sft" or not self.cfg.freeze_prefix)
+        return self.parameters_for(stage)
 
 
 PolicyContext = tuple[PrefixCache, Tensor]  # the sampler's `context`: (cache, state [B, P])

@@ -25,14 +25,14 @@ N layers, G K/V heads, E head dim, H chunk, D model action dim, Dv VLM width, De
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pirl_core.flow import tau_to_openpi_time, velocity_from_openpi
-from pirl_core.policies.base import Observation, PrefixCache
+from pirl_core.policies.base import Observation, PrefixCache, StagedParameters
 from pirl_core.policies.pi0_build import image_token_id
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class PI0PrefixCache(PrefixCache):
     mask: Tensor
 
 
-class PI0Policy(nn.Module):
+class PI0Policy(StagedParameters, nn.Module):
     """transformers' PI0 as a `pirl_core.policies.base.FlowPolicy`."""
 
     def __init__(self, model: PI0ForConditionalGeneration, tokenizer: PreTrainedTokenizerBase,
@@ -101,18 +101,6 @@ class PI0Policy(nn.Module):
             p.requires_grad_(False)
         for p in self.prefix_parameters():
             p.requires_grad_(flag)
-
-    def parameters_for(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
-        if stage == "sft":
-            return self.prefix_parameters() + self.expert_parameters()
-        if stage == "rl":
-            prefix = [] if self.cfg.freeze_prefix else self.prefix_parameters()
-            return prefix + self.expert_parameters()
-        raise ValueError(f"stage must be 'sft' or 'rl', got {stage!r}")
-
-    def configure_stage(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
-        self.set_prefix_trainable(stage == "sft" or not self.cfg.freeze_prefix)
-        return self.parameters_for(stage)
 
     def attach_lora(self, rank: int, alpha: int) -> None:
         """LoRA adapters (peft, no dropout) on every projection of the VLM's Gemma. B starts at

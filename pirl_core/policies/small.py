@@ -35,13 +35,13 @@ chunk, D action dim, F expert feature dim (= d).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from pirl_core.nn import mlp, sinusoidal_embedding
-from pirl_core.policies.base import Observation, PrefixCache
+from pirl_core.policies.base import Observation, PrefixCache, StagedParameters
 from pirl_core.policies.encoders import (
     InstructionEncoder,
     MobileNetV2Features,
@@ -104,8 +104,9 @@ class DecoderBlock(nn.Module):
         return x + self.mlp(self.norm3(x))
 
 
-class SmallVLA(nn.Module):
-    """The small pi0-shaped VLA; implements `pirl_core.policies.base.FlowPolicy`."""
+class SmallVLA(StagedParameters, nn.Module):
+    """The small pi0-shaped VLA; implements `pirl_core.policies.base.FlowPolicy`. The pretrained
+    MobileNet / MiniLM are in no stage's parameters."""
 
     def __init__(self, action_dim: int, chunk_size: int, state_dim: int, cfg: PolicyConfig,
                  image_size: int, vision_stage: str = DEFAULT_VISION_STAGE, num_cameras: int = 1,
@@ -184,20 +185,6 @@ class SmallVLA(nn.Module):
         for p in self.prefix_parameters():
             p.requires_grad_(flag)
 
-    def parameters_for(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
-        """The optimizer's parameters: SFT = prefix + expert; RL = expert (+ prefix unless
-        cfg.freeze_prefix). The pretrained MobileNet / MiniLM are in neither."""
-        if stage == "sft":
-            return self.prefix_parameters() + self.expert_parameters()
-        if stage == "rl":
-            prefix = [] if self.cfg.freeze_prefix else self.prefix_parameters()
-            return prefix + self.expert_parameters()
-        raise ValueError(f"stage must be 'sft' or 'rl', got {stage!r}")
-
-    def configure_stage(self, stage: Literal["sft", "rl"]) -> list[nn.Parameter]:
-        """Set requires_grad for `stage` and return its parameter list."""
-        self.set_prefix_trainable(stage == "sft" or not self.cfg.freeze_prefix)
-        return self.parameters_for(stage)
 
     # ---- FlowPolicy ---------------------------------------------------------------------------
     def vision_features(self, images: Tensor) -> Tensor:
