@@ -31,7 +31,8 @@ from pirl_core.rollout import make_batch
 from pirl_core.train import make_optimizers
 from pirl_core.update import ppo_update
 
-from bench_pi0_sampling import STATE_DIM, build, model_args  # noqa: E402  (benchmarks/ is the script dir)
+# benchmarks/ is the script's directory, so its sibling imports as a top-level module
+from bench_pi0_sampling import STATE_DIM, build, model_args  # noqa: E402
 
 
 def peak_gib(device: str) -> float:

@@ -82,7 +82,8 @@ def test_ppo_update_on_the_head_ratio_one(text_encoder):
     pol = make_policy(text_encoder)
     pol.configure_stage("rl")
     torch.manual_seed(0)
-    agent = Agent(pol, SamplerConfig(method="flow_sde", num_steps=3), CriticConfig(placement="expert"))
+    agent = Agent(pol, SamplerConfig(method="flow_sde", num_steps=3),
+                  CriticConfig(placement="expert"))
     assert not agent.prefix_trains
     batch = act_batch(agent, [make_obs(batch=4, seed=s) for s in range(2)])
     head = [p.detach().clone() for p in pol.expert_parameters()]

@@ -22,7 +22,12 @@ from torch import nn  # noqa: E402
 from pirl_core.config import PolicyConfig, SamplerConfig  # noqa: E402
 from pirl_core.logprob import chain_logprob  # noqa: E402
 from pirl_core.nn import NoiseHead  # noqa: E402
-from pirl_core.policies import FlowPolicy, Observation, policy_noise_std, policy_velocity  # noqa: E402
+from pirl_core.policies import (  # noqa: E402
+    FlowPolicy,
+    Observation,
+    policy_noise_std,
+    policy_velocity,
+)
 from pirl_core.policies.pi0 import PI0Policy, make_pi0_policy  # noqa: E402
 from pirl_core.policies.pi0_build import (  # noqa: E402
     build_pi0,
@@ -148,7 +153,7 @@ def test_save_and_load_a_local_directory(policy, tmp_path):
     u0, _ = policy.velocity(x, tau, policy.encode_prefix(obs), obs.state)
     u1, _ = loaded.velocity(x, tau, loaded.encode_prefix(obs), obs.state)
     assert torch.equal(u0, u1)
-    assert loaded.prompt(obs.instructions)[0].tolist() == policy.prompt(obs.instructions)[0].tolist()
+    assert torch.equal(loaded.prompt(obs.instructions)[0], policy.prompt(obs.instructions)[0])
     with pytest.raises(ValueError, match="env.chunk_size is 7"):
         make_pi0_policy(replace(CFG, checkpoint=str(tmp_path / "pi0")), D, P, 7, S, 1)
 

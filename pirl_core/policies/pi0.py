@@ -67,7 +67,8 @@ class PI0Policy(StagedParameters, nn.Module):
                              f"{mc.max_state_dim})")
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.action_shape = (mc.chunk_size, mc.max_action_dim)
-        self.env_action_dim, self.state_dim, self.num_cameras = env_action_dim, state_dim, num_cameras
+        self.env_action_dim, self.state_dim = env_action_dim, state_dim
+        self.num_cameras = num_cameras
         vision = mc.vlm_config.vision_config
         self.image_size = vision.image_size
         self.tokens_per_image = (vision.image_size // vision.patch_size) ** 2

@@ -35,7 +35,8 @@ def byte_tokenizer() -> PreTrainedTokenizerBase:
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>",
-                                  eos_token="<eos>", extra_special_tokens={"image_token": IMAGE_TOKEN})
+                                  eos_token="<eos>",
+                                  extra_special_tokens={"image_token": IMAGE_TOKEN})
     return tok
 
 
