@@ -143,6 +143,15 @@ class FlowPolicy(Protocol):
         ...
 
 
+def batch_tau(x: Tensor, tau: Tensor | float, cache: PrefixCache) -> Tensor:
+    """A velocity call's tau as float32 [B] on x's device, once the cache is known to hold x's
+    B rows (a scalar tau is broadcast)."""
+    b = x.shape[0]
+    if cache.batch_size != b:
+        raise ValueError(f"cache has {cache.batch_size} rows, x has {b}")
+    return torch.as_tensor(tau, dtype=torch.float32, device=x.device).expand(b)
+
+
 class StagedParameters:
     """Which parameters each stage trains, for a policy with `prefix_parameters`,
     `expert_parameters`, `set_prefix_trainable` and a `cfg` (PolicyConfig): SFT trains prefix +

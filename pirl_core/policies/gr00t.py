@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pirl_core.nn import mlp, sinusoidal_embedding
-from pirl_core.policies.base import PrefixCache
+from pirl_core.policies.base import PrefixCache, batch_tau
 from pirl_core.policies.small import Attention, SmallVLA
 
 if TYPE_CHECKING:
@@ -103,10 +103,8 @@ class GR00TPolicy(SmallVLA):
     def velocity(self, x: Tensor, tau: Tensor, cache: PrefixCache,
                  state: Tensor) -> tuple[Tensor, Tensor]:
         """x [B, H, D], tau [B] (or scalar) -> (u [B, H, D], head features [B, e])."""
-        b, e = x.shape[0], self.expert_feature_dim
-        if cache.batch_size != b:
-            raise ValueError(f"cache has {cache.batch_size} rows, x has {b}")
-        tau = torch.as_tensor(tau, dtype=torch.float32, device=x.device).expand(b)
+        e = self.expert_feature_dim
+        tau = batch_tau(x, tau, cache)
         bucket = torch.floor(tau * TIMESTEP_BUCKETS).clamp(max=TIMESTEP_BUCKETS - 1)
         t_emb = sinusoidal_embedding(bucket / TIMESTEP_BUCKETS, e)  # [B, e]
         cond = self.time_embed(t_emb)

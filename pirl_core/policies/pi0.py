@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pirl_core.flow import tau_to_openpi_time, velocity_from_openpi
-from pirl_core.policies.base import Observation, PrefixCache, StagedParameters
+from pirl_core.policies.base import Observation, PrefixCache, StagedParameters, batch_tau
 from pirl_core.policies.pi0_build import image_token_id
 
 if TYPE_CHECKING:
@@ -190,10 +190,7 @@ class PI0Policy(StagedParameters, nn.Module):
         """x [B, H, D], tau [B] (or scalar) -> (u [B, H, D] float32, expert features [B, De])."""
         from transformers import DynamicCache
 
-        b = x.shape[0]
-        if cache.batch_size != b:
-            raise ValueError(f"cache has {cache.batch_size} rows, x has {b}")
-        tau = torch.as_tensor(tau, dtype=torch.float32, device=x.device).expand(b)
+        tau = batch_tau(x, tau, cache)
         embeds = self.model.embed_action_time(self.padded_state(state).to(self.dtype),
                                               x.to(self.dtype), tau_to_openpi_time(tau))
         # A fresh cache per call: the expert appends its own K/V, which must not leak into the

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from pirl_core.nn import mlp, sinusoidal_embedding
-from pirl_core.policies.base import Observation, PrefixCache, StagedParameters
+from pirl_core.policies.base import Observation, PrefixCache, StagedParameters, batch_tau
 from pirl_core.policies.encoders import (
     InstructionEncoder,
     MobileNetV2Features,
@@ -234,10 +234,7 @@ class SmallVLA(StagedParameters, nn.Module):
     def velocity(self, x: Tensor, tau: Tensor, cache: PrefixCache,
                  state: Tensor) -> tuple[Tensor, Tensor]:
         """x [B, H, D], tau [B] (or scalar) -> (u [B, H, D], expert features [B, d])."""
-        b = x.shape[0]
-        if cache.batch_size != b:
-            raise ValueError(f"cache has {cache.batch_size} rows, x has {b}")
-        tau = torch.as_tensor(tau, dtype=torch.float32, device=x.device).expand(b)
+        tau = batch_tau(x, tau, cache)
         t_emb = self.time_mlp(sinusoidal_embedding(tau, self.time_dim))  # [B, d]
         h = self.action_in(x.float()) + self.action_pos + t_emb[:, None]
         n_act = h.shape[1]
