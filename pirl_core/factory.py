@@ -173,7 +173,8 @@ def make_policy(cfg: Config):
 
         return make_pi0_policy(cfg.policy, action_dim, state_dim, cfg.env.chunk_size,
                                cfg.env.image_size, len(cameras))
-    raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet (small, pi0 and gr00t are)")
+    raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet "
+                      "(small, pi0 and gr00t are)")
 
 
 def load_sft_policy(cfg: Config, checkpoint: str | Path):
