@@ -143,6 +143,17 @@ class FlowPolicy(Protocol):
         ...
 
 
+def camera_batch(images: Tensor, num_cameras: int) -> Tensor:
+    """uint8 [B, S, S, 3] (one camera) or [B, C, S, S, 3] -> [B, C, S, S, 3], C checked against
+    the number of cameras the policy was built for."""
+    if images.dim() == 4:
+        images = images.unsqueeze(1)
+    if images.shape[1] != num_cameras:
+        raise ValueError(f"policy built for {num_cameras} camera(s), "
+                         f"got images {tuple(images.shape)}")
+    return images
+
+
 def batch_tau(x: Tensor, tau: Tensor | float, cache: PrefixCache) -> Tensor:
     """A velocity call's tau as float32 [B] on x's device, once the cache is known to hold x's
     B rows (a scalar tau is broadcast)."""

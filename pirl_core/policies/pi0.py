@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pirl_core.flow import tau_to_openpi_time, velocity_from_openpi
-from pirl_core.policies.base import Observation, PrefixCache, StagedParameters, batch_tau
+from pirl_core.policies.base import (Observation, PrefixCache, StagedParameters, batch_tau,
+                                     camera_batch)
 from pirl_core.policies.pi0_build import image_token_id
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class PI0Policy(StagedParameters, nn.Module):
         self.expert_feature_dim = mc.dit_config.hidden_size
         self.prefix_feature_dim = mc.vlm_config.text_config.hidden_size
         self.image_token_id = image_token_id(tokenizer)
-        self._text_ids: dict[str, list[int]] = {}
+        self._prompt_rows: dict[str, tuple[Tensor, Tensor]] = {}
         # The expert is a GemmaModel whose token embedding pi0 never uses.
         self.model.model.dit.embed_tokens.requires_grad_(False)
         self.set_prefix_trainable(True)
@@ -118,12 +119,7 @@ class PI0Policy(StagedParameters, nn.Module):
     def vision_features(self, images: Tensor) -> Tensor:
         """uint8 [B, S, S, 3] or [B, C, S, S, 3] -> [B, C, S, S, 3]: pi0 has no frozen vision
         stage to precompute (SigLIP trains in SFT), so SFT keeps the raw frames."""
-        if images.dim() == 4:
-            images = images.unsqueeze(1)
-        if images.shape[1] != self.num_cameras:
-            raise ValueError(f"policy built for {self.num_cameras} camera(s), "
-                             f"got images {tuple(images.shape)}")
-        return images
+        return camera_batch(images, self.num_cameras)
 
     def pixel_values(self, images: Tensor) -> Tensor:
         """uint8 [B, C, S, S, 3] -> [B, C, 3, R, R] in [-1, 1], bicubic as PI0ImageProcessor."""
@@ -137,27 +133,27 @@ class PI0Policy(StagedParameters, nn.Module):
     def prompt(self, instructions: tuple[str, ...], device: torch.device | str = "cpu"
                ) -> tuple[Tensor, Tensor]:
         """input_ids, attention_mask [B, L]: image placeholders, <bos> text \\n, right padding."""
-        max_text = self.cfg.max_text_tokens
-        rows = []
-        for text in instructions:
-            if text not in self._text_ids:
-                ids = self.tokenizer(self.tokenizer.bos_token + text + "\n",
-                                     add_special_tokens=False)["input_ids"]
-                if len(ids) > max_text:
-                    raise ValueError(f"instruction {text!r} is {len(ids)} tokens; "
-                                     f"policy.max_text_tokens is {max_text}")
-                self._text_ids[text] = ids
-            rows.append(self._text_ids[text])
-        n_img = self.tokens_per_image * self.num_cameras
-        ids = torch.full((len(rows), n_img + max_text), self.tokenizer.pad_token_id,
-                         dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        ids[:, :n_img] = self.image_token_id
-        mask[:, :n_img] = 1
-        for i, r in enumerate(rows):
-            ids[i, n_img:n_img + len(r)] = torch.tensor(r)
-            mask[i, n_img:n_img + len(r)] = 1
-        return ids.to(device), mask.to(device)
+        rows = [self._prompt_row(text) for text in instructions]
+        return (torch.stack([r[0] for r in rows]).to(device),
+                torch.stack([r[1] for r in rows]).to(device))
+
+    def _prompt_row(self, text: str) -> tuple[Tensor, Tensor]:
+        """(input_ids, attention_mask) [L] of one instruction, tokenised once per string."""
+        if text not in self._prompt_rows:
+            max_text = self.cfg.max_text_tokens
+            text_ids = self.tokenizer(self.tokenizer.bos_token + text + "\n",
+                                      add_special_tokens=False)["input_ids"]
+            if len(text_ids) > max_text:
+                raise ValueError(f"instruction {text!r} is {len(text_ids)} tokens; "
+                                 f"policy.max_text_tokens is {max_text}")
+            n_img, n_text = self.tokens_per_image * self.num_cameras, len(text_ids)
+            ids = torch.full((n_img + max_text,), self.tokenizer.pad_token_id, dtype=torch.long)
+            ids[:n_img] = self.image_token_id
+            ids[n_img:n_img + n_text] = torch.tensor(text_ids)
+            mask = torch.zeros_like(ids)
+            mask[:n_img + n_text] = 1
+            self._prompt_rows[text] = (ids, mask)
+        return self._prompt_rows[text]
 
     def padded_state(self, state: Tensor) -> Tensor:
         return F.pad(state.float(), (0, self.model.config.max_state_dim - state.shape[-1]))

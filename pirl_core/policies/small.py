@@ -41,7 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from pirl_core.nn import mlp, sinusoidal_embedding
-from pirl_core.policies.base import Observation, PrefixCache, StagedParameters, batch_tau
+from pirl_core.policies.base import (Observation, PrefixCache, StagedParameters, batch_tau,
+                                     camera_batch)
 from pirl_core.policies.encoders import (
     InstructionEncoder,
     MobileNetV2Features,
@@ -185,19 +186,14 @@ class SmallVLA(StagedParameters, nn.Module):
         for p in self.prefix_parameters():
             p.requires_grad_(flag)
 
-
     # ---- FlowPolicy ---------------------------------------------------------------------------
     def vision_features(self, images: Tensor) -> Tensor:
         """Frozen backbone: uint8 [B, S, S, 3] or [B, C, S, S, 3] -> [B, C, Cf, h, w] (no grad).
 
         Deterministic and parameter-free for training purposes, so SFT computes it once per frame
         and reuses it (`encode_prefix_from_features`)."""
-        if images.dim() == 4:
-            images = images.unsqueeze(1)
+        images = camera_batch(images, self.num_cameras)
         b, c = images.shape[:2]
-        if c != self.num_cameras:
-            raise ValueError(f"policy built for {self.num_cameras} camera(s), "
-                             f"got images {tuple(images.shape)}")
         feats = self.vision(images.flatten(0, 1))  # [B*C, Cf, h, w]
         if tuple(feats.shape[-2:]) != self.grid:
             raise ValueError(f"images of side {images.shape[-2]} give a "
