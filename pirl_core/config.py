@@ -48,13 +48,14 @@ from pirl_core.config_schema import (
     ReportConfig,
     ToyConfig,
     SamplerConfig,
+    VLMLoraConfig,
     SFTConfig,
 )
 
 __all__ = [
     "Config", "ConfigError", "CriticConfig", "EnvConfig", "EvalConfig", "FPOConfig", "GRPOConfig",
     "AblationConfig", "LiberoEnvConfig", "ManiSkillEnvConfig", "ModelsConfig", "PolicyConfig",
-    "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig",
+    "PPOConfig", "ReportConfig", "SamplerConfig", "SFTConfig", "ToyConfig", "VLMLoraConfig",
     "config_from_dict", "config_to_dict", "config_to_yaml", "dump_config", "load_config",
     "select_benchmark", "BENCHMARK_SECTIONS",
 ]

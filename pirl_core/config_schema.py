@@ -15,7 +15,7 @@ from typing import Literal
 
 from pirl_core.config_checks import (ConfigError, FieldError, _at_least, _non_negative,
                                      _positive, _require, _unit_interval)
-from pirl_core.config_studies import AblationConfig, ModelsConfig, ToyConfig
+from pirl_core.config_studies import AblationConfig, ModelsConfig, ToyConfig, VLMLoraConfig
 
 __all__ = ["AblationConfig", "ConfigError", "FieldError", "ToyConfig"]  # re-exported
 
@@ -437,6 +437,8 @@ class Config:
     """The paper's ablations at CPU scale (stages ablation_base and ablation)."""
     models: ModelsConfig = field(default_factory=ModelsConfig)
     """The real-scale model families at CPU width (stage models)."""
+    vlm_lora: VLMLoraConfig = field(default_factory=VLMLoraConfig)
+    """Frozen VLM vs LoRA on it during RL, paper Fig. 15 (stage vlm_lora)."""
 
     def __post_init__(self) -> None:
         _require(

@@ -130,3 +130,44 @@ class ModelsConfig:
         return ((f"policy.name={name}",) + tuple(f"policy.{k}={getattr(self, k)}" for k in sizes)
                 + (f"sft.num_steps={self.sft_steps}", f"seed={self.seed}",
                    f"ppo.num_iterations={self.num_iterations}", "ppo.total_timesteps=null"))
+
+
+VLM_VARIANTS = ("frozen", "lora_i", "lora_ii")
+
+
+@dataclass(frozen=True)
+class VLMLoraConfig:
+    """The VLM study of paper Fig. 15 (stage `vlm_lora`): the `models` section's pi0, from its SFT
+    policy, fine-tuned by Flow-SDE PPO three ways: VLM frozen; LoRA on the VLM with the same
+    optimiser settings (LoRA-I); LoRA with a smaller learning rate and fewer epochs (LoRA-II).
+    Iterations and seed are the `models` section's."""
+
+    lora_rank: int = 32
+    """LoRA rank on every Gemma projection of the VLM (paper: 32)."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (paper: 32)."""
+    learning_rate: float = 1.0e-5
+    """Actor learning rate of the frozen baseline and of LoRA-I (paper: 5e-6; ours is the main
+    ppo.learning_rate)."""
+    update_epochs: int = 4
+    """PPO epochs of the frozen baseline and of LoRA-I (paper: 4)."""
+    conservative_learning_rate: float = 2.0e-6
+    """LoRA-II actor learning rate (paper: 1e-6, a fifth of its baseline's)."""
+    conservative_update_epochs: int = 2
+    """LoRA-II PPO epochs (paper: 2)."""
+
+    def __post_init__(self) -> None:
+        _at_least(self, 1, "lora_rank", "lora_alpha", "update_epochs",
+                  "conservative_update_epochs")
+        _positive(self, "learning_rate", "conservative_learning_rate")
+
+    def overrides(self, variant: str) -> tuple[str, ...]:
+        """Config overrides (over the models section's pi0 ones) of one variant."""
+        if variant not in VLM_VARIANTS:
+            raise ValueError(f"VLM variant {variant!r} unknown; expected one of {VLM_VARIANTS}")
+        lora = ("policy.freeze_prefix=false", f"policy.lora_rank={self.lora_rank}",
+                f"policy.lora_alpha={self.lora_alpha}")
+        lr, epochs = ((self.conservative_learning_rate, self.conservative_update_epochs)
+                      if variant == "lora_ii" else (self.learning_rate, self.update_epochs))
+        return ((lora if variant != "frozen" else ())
+                + (f"ppo.learning_rate={lr}", f"ppo.update_epochs={epochs}"))

@@ -102,3 +102,15 @@ def regroup_per_task(summary: dict[str, Any], group: Any) -> dict[str, Any]:
                 groups[group(task)].append(value)
             out[name] = entry | {"per_task": {g: float(np.mean(v)) for g, v in groups.items()}}
     return out
+
+
+LIBERO_SUITES = {"libero_spatial": "spatial", "libero_object": "object", "libero_goal": "goal",
+                 "libero_10": "long"}
+
+
+def libero_suite(task: str) -> str:
+    """The paper's column name (spatial, object, goal, long) of a LIBERO task "suite/index"."""
+    suite = task.split("/")[0]
+    if suite not in LIBERO_SUITES:
+        raise ValueError(f"LIBERO task {task!r}: suite {suite!r} is not one of {list(LIBERO_SUITES)}")
+    return LIBERO_SUITES[suite]

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pirl_core import config_schema, config_studies
+from pirl_core.config_studies import VLM_VARIANTS
 from pirl_core.config import (
     Config,
     ConfigError,
@@ -333,3 +334,24 @@ def test_benchmark_section_sets_its_protocol_fields():
     assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 480000  # env's 0: shared
     zero = load_config(PARAMS, ["maniskill.num_demos_per_task=0"], benchmark="maniskill")
     assert zero.sft.num_demos_per_task == 2
+
+
+# --- study sections --------------------------------------------------------------------------
+
+
+def test_vlm_lora_variants_differ_only_where_the_paper_says():
+    cfg = load_config(PARAMS)
+    vl = cfg.vlm_lora
+    pi0 = cfg.models.overrides("pi0")
+    frozen, lora_i, lora_ii = (load_config(PARAMS, list(pi0 + vl.overrides(v))) for v in VLM_VARIANTS)
+    assert frozen.policy.lora_rank == 0 and frozen.policy.freeze_prefix
+    assert lora_i.policy.lora_rank == vl.lora_rank and not lora_i.policy.freeze_prefix
+    assert (lora_i.ppo.learning_rate, lora_i.ppo.update_epochs) == (frozen.ppo.learning_rate,
+                                                                   frozen.ppo.update_epochs)
+    assert (lora_ii.ppo.learning_rate, lora_ii.ppo.update_epochs) == (
+        vl.conservative_learning_rate, vl.conservative_update_epochs)
+    assert lora_ii.policy == lora_i.policy
+    with pytest.raises(ValueError, match="'lora_iii'"):
+        vl.overrides("lora_iii")
+    assert _error(PARAMS, ["vlm_lora.lora_rank=0"]).startswith(
+        "vlm_lora.lora_rank: expected an int >= 1, got 0")

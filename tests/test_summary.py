@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pirl_core.config import ReportConfig
-from pirl_core.summary import benchmark_summary
+from pirl_core.summary import benchmark_summary, libero_suite, regroup_per_task
 
 
 def _eval(successes: dict[str, list[int]]) -> dict:
@@ -30,3 +30,13 @@ def test_summary_pools_seeds_and_marks_pending():
     assert fn["delta_vs_sft"] == pytest.approx(0.375)
     assert out["flow_sde"] == {"pending": True}
     assert out["seeds"] == [0, 1] and out["budget_minutes"] == 60
+
+
+def test_libero_suites_regroup_to_the_papers_columns():
+    summary = {"sft": {"mean": 0.5, "per_task": {"libero_spatial/0": 1.0, "libero_spatial/1": 0.5,
+                                                 "libero_object/0": 0.0}}}
+    out = regroup_per_task(summary, libero_suite)
+    assert out["sft"]["per_task"] == {"spatial": 0.75, "object": 0.0}
+    assert libero_suite("libero_10/3") == "long" and libero_suite("libero_goal/0") == "goal"
+    with pytest.raises(ValueError, match="'libero_90'"):
+        libero_suite("libero_90/0")
