@@ -308,8 +308,8 @@ class LiberoEnvConfig(EnvConfig):
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """Flow-matching policy: the small CPU model, pi0, or the GR00T-style head (pi05 is named but
-    not built yet); the size fields shape the models built from scratch."""
+    """Flow-matching policy: the small CPU model, pi0, pi0.5 or the GR00T-style head; the size
+    fields shape the models built from scratch."""
 
     name: Literal["small", "pi0", "pi05", "gr00t"] = "small"
     """Model family."""
@@ -328,12 +328,13 @@ class PolicyConfig:
     patch_size: int = 8
     """SigLIP patch side of a from-scratch pi0 / pi0.5; must divide env.image_size."""
     max_text_tokens: int = 96
-    """pi0 / pi0.5 prompt length (<bos> instruction \\n), right-padded; longer ones are refused."""
+    """pi0 / pi0.5 prompt length in tokens (pi0: <bos> instruction \\n; pi0.5 adds the
+    discretised state), right-padded; longer ones are refused."""
     freeze_prefix: bool = True
     """Freeze the observation encoder (the VLM for pi0/pi0.5) during RL; only the expert learns.
     False: RL trains the prefix too (the learner re-encodes each minibatch's observations)."""
     lora_rank: int = 0
-    """pi0: LoRA rank on the VLM's Gemma projections during RL (paper Fig. 15: 32); 0 = none.
+    """pi0 / pi0.5: LoRA rank on the VLM's Gemma projections during RL (paper Fig. 15: 32); 0 = none.
     Needs freeze_prefix false; the adapters are then the only VLM weights that train."""
     lora_alpha: int = 32
     """LoRA scaling numerator (scale = lora_alpha / lora_rank)."""
@@ -348,8 +349,8 @@ class PolicyConfig:
         _require(self.lora_rank == 0 or not self.freeze_prefix, "lora_rank",
                  "0 while freeze_prefix is true (frozen adapters would never train)",
                  self.lora_rank, "freeze_prefix")
-        _require(self.lora_rank == 0 or self.name == "pi0", "lora_rank",
-                 "0 unless policy.name is pi0", self.lora_rank, "name")
+        _require(self.lora_rank == 0 or self.name in ("pi0", "pi05"), "lora_rank",
+                 "0 unless policy.name is pi0 or pi05", self.lora_rank, "name")
         _require(
             self.hidden_dim % self.num_heads == 0, "num_heads",
             f"a divisor of hidden_dim = {self.hidden_dim}", self.num_heads, "hidden_dim",

@@ -83,7 +83,7 @@ class AblationConfig:
                      f"a non-empty list of {', '.join(allowed)}", values)
 
 
-MODEL_FAMILIES = ("pi0", "gr00t")
+MODEL_FAMILIES = ("pi0", "pi05", "gr00t")
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,9 @@ class ModelsConfig:
     """Attention heads (one shared K/V head, as pi0)."""
     patch_size: int = 8
     """SigLIP patch side (64 px images: 64 tokens per camera)."""
-    max_text_tokens: int = 64
-    """Prompt length in bytes of the byte tokenizer (MetaWorld's instructions need <= 40)."""
+    max_text_tokens: int = 96
+    """Prompt length in bytes of the byte tokenizer (pi0 on MetaWorld needs <= 42; pi0.5's
+    prompt, "Task: ..., State: ...;\\nAction: ", up to ~85)."""
     sft_steps: int = 1500
     """CFM steps of the family's SFT."""
     num_iterations: int = 20

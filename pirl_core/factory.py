@@ -168,13 +168,15 @@ def make_policy(cfg: Config):
 
         return GR00TPolicy(action_dim, cfg.env.chunk_size, state_dim, cfg.policy,
                            image_size=cfg.env.image_size, num_cameras=len(cameras))
-    if cfg.policy.name == "pi0":
+    if cfg.policy.name in ("pi0", "pi05"):
         from pirl_core.policies.pi0 import make_pi0_policy
+        from pirl_core.policies.pi05 import make_pi05_policy
 
-        return make_pi0_policy(cfg.policy, action_dim, state_dim, cfg.env.chunk_size,
-                               cfg.env.image_size, len(cameras))
-    raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up yet "
-                      "(small, pi0 and gr00t are)")
+        make = make_pi0_policy if cfg.policy.name == "pi0" else make_pi05_policy
+        return make(cfg.policy, action_dim, state_dim, cfg.env.chunk_size, cfg.env.image_size,
+                    len(cameras))
+    raise ConfigError(f"policy.name: {cfg.policy.name!r} is not wired up "
+                      "(small, pi0, pi05 and gr00t are)")
 
 
 def load_sft_policy(cfg: Config, checkpoint: str | Path):

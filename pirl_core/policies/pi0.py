@@ -140,20 +140,24 @@ class PI0Policy(StagedParameters, nn.Module):
     def _prompt_row(self, text: str) -> tuple[Tensor, Tensor]:
         """(input_ids, attention_mask) [L] of one instruction, tokenised once per string."""
         if text not in self._prompt_rows:
-            max_text = self.cfg.max_text_tokens
-            text_ids = self.tokenizer(self.tokenizer.bos_token + text + "\n",
-                                      add_special_tokens=False)["input_ids"]
-            if len(text_ids) > max_text:
-                raise ValueError(f"instruction {text!r} is {len(text_ids)} tokens; "
-                                 f"policy.max_text_tokens is {max_text}")
-            n_img, n_text = self.tokens_per_image * self.num_cameras, len(text_ids)
-            ids = torch.full((n_img + max_text,), self.tokenizer.pad_token_id, dtype=torch.long)
-            ids[:n_img] = self.image_token_id
-            ids[n_img:n_img + n_text] = torch.tensor(text_ids)
-            mask = torch.zeros_like(ids)
-            mask[:n_img + n_text] = 1
-            self._prompt_rows[text] = (ids, mask)
+            self._prompt_rows[text] = self._padded_row(text + "\n")
         return self._prompt_rows[text]
+
+    def _padded_row(self, text: str) -> tuple[Tensor, Tensor]:
+        """Image placeholders, <bos> `text`, padding to max_text_tokens: ids and mask [L]."""
+        max_text = self.cfg.max_text_tokens
+        text_ids = self.tokenizer(self.tokenizer.bos_token + text,
+                                  add_special_tokens=False)["input_ids"]
+        if len(text_ids) > max_text:
+            raise ValueError(f"prompt {text!r} is {len(text_ids)} tokens; "
+                             f"policy.max_text_tokens is {max_text}")
+        n_img, n_text = self.tokens_per_image * self.num_cameras, len(text_ids)
+        ids = torch.full((n_img + max_text,), self.tokenizer.pad_token_id, dtype=torch.long)
+        ids[:n_img] = self.image_token_id
+        ids[n_img:n_img + n_text] = torch.tensor(text_ids)
+        mask = torch.zeros_like(ids)
+        mask[:n_img + n_text] = 1
+        return ids, mask
 
     def padded_state(self, state: Tensor) -> Tensor:
         return F.pad(state.float(), (0, self.model.config.max_state_dim - state.shape[-1]))
@@ -168,6 +172,10 @@ class PI0Policy(StagedParameters, nn.Module):
         """One PaliGemma pass; `state` is unused (pi0 feeds it to the expert)."""
         pixels = self.pixel_values(images)
         ids, mask = self.prompt(instructions, pixels.device)
+        return self.run_vlm(ids, mask, pixels)
+
+    def run_vlm(self, ids: Tensor, mask: Tensor, pixels: Tensor) -> PI0PrefixCache:
+        """ids, mask [B, L], pixels [B, C, 3, R, R] -> the prefix cache (per-layer K/V)."""
         cameras = torch.ones(pixels.shape[:2], dtype=torch.bool, device=pixels.device)
         embeds = self.model.model.embed_prefix(ids, pixels, cameras)
         out = self.model.model.vlm(inputs_embeds=embeds, attention_mask=mask,
@@ -181,20 +189,23 @@ class PI0Policy(StagedParameters, nn.Module):
         pooled = ((tokens * w).sum(1) / w.sum(1)).float()
         return PI0PrefixCache(tokens=tokens, pooled=pooled, keys=keys, values=values, mask=mask)
 
+    @staticmethod
+    def prefix_kv(cache: PI0PrefixCache):
+        """A fresh transformers cache holding the prefix K/V: the expert appends its own K/V,
+        which must not leak into the next denoising step (the model's sampler crops them)."""
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(cache.keys[:, i], cache.values[:, i])
+                                            for i in range(cache.keys.shape[1])])
+
     def velocity(self, x: Tensor, tau: Tensor, cache: PI0PrefixCache,
                  state: Tensor) -> tuple[Tensor, Tensor]:
         """x [B, H, D], tau [B] (or scalar) -> (u [B, H, D] float32, expert features [B, De])."""
-        from transformers import DynamicCache
-
         tau = batch_tau(x, tau, cache)
         embeds = self.model.embed_action_time(self.padded_state(state).to(self.dtype),
                                               x.to(self.dtype), tau_to_openpi_time(tau))
-        # A fresh cache per call: the expert appends its own K/V, which must not leak into the
-        # next denoising step (the model's sampler crops them instead).
-        kv = DynamicCache(ddp_cache_data=[(cache.keys[:, i], cache.values[:, i])
-                                          for i in range(cache.keys.shape[1])])
         out = self.model.model(action_embeds=embeds, attention_mask=cache.mask,
-                               past_key_values=kv)
+                               past_key_values=self.prefix_kv(cache))
         hidden = out.last_hidden_state[:, -self.action_shape[0]:]
         v = self.model.action_out_proj(hidden)
         return velocity_from_openpi(v).float(), hidden.float().mean(1)
