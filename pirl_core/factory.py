@@ -118,7 +118,35 @@ def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: i
     env, tasks = cfg.env, benchmark_tasks(cfg.env)
     if group_size > 1:
         num_envs = len(tasks) * group_size
-    return make_vec_env(env, tasks, num_envs or env.num_envs, seed, group_size)
+    num_envs = num_envs or env.num_envs
+    if env.benchmark == "libero":
+        check_scene_memory(num_envs, group_size)
+    return make_vec_env(env, tasks, num_envs, seed, group_size)
+
+
+LIBERO_SCENE_GB = 1.2  # measured: 4 training scenes took a process from 0.2 to 4.5 GB
+
+
+def available_memory_gb() -> float:
+    """MemAvailable from /proc/meminfo (Linux); infinity where there is none to read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("inf")
+
+
+def check_scene_memory(num_envs: int, group_size: int, available_gb: float | None = None) -> None:
+    """Refuse, before building anything, a LIBERO vector env that cannot fit in memory: the
+    machine would otherwise swap or kill the run midway (GRPO builds tasks x group_size envs)."""
+    avail = available_memory_gb() if available_gb is None else available_gb
+    need = num_envs * LIBERO_SCENE_GB
+    if need > avail:
+        why = f"grpo.group_size={group_size}" if group_size > 1 else "libero.num_envs"
+        raise MemoryError(f"{num_envs} LIBERO scenes need ~{need:.0f} GB, {avail:.0f} GB are "
+                          f"available; lower {why} (or libero.tasks)")
 
 
 def env_factory(env: EnvConfig):

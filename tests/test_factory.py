@@ -95,3 +95,14 @@ def test_maniskill_backend_follows_the_config(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert maniskill_backend(ManiSkillEnvConfig()) == "physx_cuda"
     assert maniskill_backend(ManiSkillEnvConfig(sim_backend="physx_cpu")) == "physx_cpu"
+
+
+def test_libero_envs_that_cannot_fit_in_memory_are_refused_by_name():
+    from pirl_core.factory import available_memory_gb, check_scene_memory
+
+    check_scene_memory(4, 1, available_gb=8.0)
+    with pytest.raises(MemoryError, match="grpo.group_size=8"):
+        check_scene_memory(32, 8, available_gb=20.0)
+    with pytest.raises(MemoryError, match="libero.num_envs"):
+        check_scene_memory(12, 1, available_gb=10.0)
+    assert available_memory_gb() > 0
