@@ -334,7 +334,8 @@ class PolicyConfig:
     """Freeze the observation encoder (the VLM for pi0/pi0.5) during RL; only the expert learns.
     False: RL trains the prefix too (the learner re-encodes each minibatch's observations)."""
     lora_rank: int = 0
-    """pi0 / pi0.5: LoRA rank on the VLM's Gemma projections during RL (paper Fig. 15: 32); 0 = none.
+    """pi0 / pi0.5: LoRA rank on the VLM's Gemma projections during RL (paper Fig. 15: 32);
+    0 = none.
     Needs freeze_prefix false; the adapters are then the only VLM weights that train."""
     lora_alpha: int = 32
     """LoRA scaling numerator (scale = lora_alpha / lora_rank)."""

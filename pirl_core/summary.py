@@ -112,5 +112,6 @@ def libero_suite(task: str) -> str:
     """The paper's column name (spatial, object, goal, long) of a LIBERO task "suite/index"."""
     suite = task.split("/")[0]
     if suite not in LIBERO_SUITES:
-        raise ValueError(f"LIBERO task {task!r}: suite {suite!r} is not one of {list(LIBERO_SUITES)}")
+        raise ValueError(f"LIBERO task {task!r}: suite {suite!r} is not one of "
+                         f"{list(LIBERO_SUITES)}")
     return LIBERO_SUITES[suite]

@@ -85,3 +85,31 @@ def cfm_losses(policy, obs: Observation, actions: torch.Tensor, steps: int,
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+def replayed_logprobs(policy, obs: Observation, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rollout log-prob, learner's replayed log-prob with grad) of one K = 4 chain of `method`
+    on `obs`, the policy in train mode for the replay as in an update."""
+    from pirl_core.logprob import chain_logprob
+    from pirl_core.nn import NoiseHead
+    from pirl_core.policies import policy_noise_std, policy_velocity
+    from pirl_core.samplers import replay_transitions, sample_chain
+
+    cfg = SamplerConfig(method=method, num_steps=4, noise_level=0.5)
+    cache = policy.encode_prefix(obs).detach()
+    velocity, (h, d) = policy_velocity(policy), policy.action_shape
+    head = NoiseHead(policy.expert_feature_dim, h * d, min_std=cfg.noise_min_std,
+                     max_std=cfg.noise_max_std)
+    noise_fn = policy_noise_std(head, policy.action_shape) if method == "flow_noise" else None
+    with torch.no_grad():
+        chain = sample_chain(velocity, (cache, obs.state), cfg, obs.batch_size,
+                             policy.action_shape, generator=torch.Generator().manual_seed(3),
+                             noise_std_fn=noise_fn)
+    old = chain_logprob(chain, chain.means, chain.stds, cfg)
+    policy.train()
+    try:
+        new = chain_logprob(chain, *replay_transitions(velocity, chain, (cache, obs.state), cfg,
+                                                       noise_fn), cfg)
+    finally:
+        policy.eval()
+    return old, new

@@ -343,7 +343,8 @@ def test_vlm_lora_variants_differ_only_where_the_paper_says():
     cfg = load_config(PARAMS)
     vl = cfg.vlm_lora
     pi0 = cfg.models.overrides("pi0")
-    frozen, lora_i, lora_ii = (load_config(PARAMS, list(pi0 + vl.overrides(v))) for v in VLM_VARIANTS)
+    frozen, lora_i, lora_ii = (load_config(PARAMS, list(pi0 + vl.overrides(v)))
+                               for v in VLM_VARIANTS)
     assert frozen.policy.lora_rank == 0 and frozen.policy.freeze_prefix
     assert lora_i.policy.lora_rank == vl.lora_rank and not lora_i.policy.freeze_prefix
     assert (lora_i.ppo.learning_rate, lora_i.ppo.update_epochs) == (frozen.ppo.learning_rate,

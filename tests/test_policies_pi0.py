@@ -20,12 +20,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from pirl_core.config import PolicyConfig, SamplerConfig  # noqa: E402
-from pirl_core.logprob import chain_logprob  # noqa: E402
-from pirl_core.nn import NoiseHead  # noqa: E402
 from pirl_core.policies import (  # noqa: E402
     FlowPolicy,
     Observation,
-    policy_noise_std,
     policy_velocity,
 )
 from pirl_core.policies.pi0 import PI0Policy, make_pi0_policy  # noqa: E402
@@ -35,8 +32,8 @@ from pirl_core.policies.pi0_build import (  # noqa: E402
     load_pi0,
     save_pi0,
 )
-from pirl_core.samplers import ode_config, replay_transitions, sample_chain  # noqa: E402
-from tests.helpers import act_batch, cfm_losses  # noqa: E402
+from pirl_core.samplers import ode_config, sample_chain  # noqa: E402
+from tests.helpers import act_batch, cfm_losses, replayed_logprobs  # noqa: E402
 
 B, H, D, P, S = 3, 5, 4, 4, 32
 CFG = PolicyConfig(name="pi0", hidden_dim=64, num_layers=2, num_heads=4, expert_hidden_dim=32,
@@ -165,23 +162,7 @@ def test_missing_checkpoint_directory_is_named(tmp_path):
 
 @pytest.mark.parametrize("method", ["flow_sde", "flow_noise"])
 def test_logprob_replays_exactly(policy, method):
-    cfg = SamplerConfig(method=method, num_steps=4, noise_level=0.5)
-    obs = make_obs(seed=11)
-    cache = policy.encode_prefix(obs).detach()
-    velocity = policy_velocity(policy)
-    head = NoiseHead(policy.expert_feature_dim, H * D, min_std=cfg.noise_min_std,
-                     max_std=cfg.noise_max_std)
-    noise_fn = policy_noise_std(head, policy.action_shape) if method == "flow_noise" else None
-    with torch.no_grad():
-        chain = sample_chain(velocity, (cache, obs.state), cfg, B, policy.action_shape,
-                             generator=torch.Generator().manual_seed(3), noise_std_fn=noise_fn)
-    old = chain_logprob(chain, chain.means, chain.stds, cfg)
-    policy.train()
-    try:
-        new = chain_logprob(chain, *replay_transitions(velocity, chain, (cache, obs.state), cfg,
-                                                       noise_fn), cfg)
-    finally:
-        policy.eval()
+    old, new = replayed_logprobs(policy, make_obs(seed=11), method)
     assert new.requires_grad and torch.isfinite(new).all()
     assert torch.equal(new.detach(), old)
 

@@ -175,8 +175,9 @@ class PI05Policy(PI0Policy):
         """x [B, H, D], tau [B] (or scalar) -> (u [B, H, D] float32, expert features [B, De]).
         `state` is unused: pi0.5 reads it from the prefix."""
         tau = batch_tau(x, tau, cache)
-        hidden = self.expert(self.action_in_proj(x.to(self.dtype)), self.time_condition(tau_to_openpi_time(tau)),
-                             cache.mask, self.prefix_kv(cache))
+        cond = self.time_condition(tau_to_openpi_time(tau))
+        hidden = self.expert(self.action_in_proj(x.to(self.dtype)), cond, cache.mask,
+                             self.prefix_kv(cache))
         v = self.model.action_out_proj(hidden)
         return velocity_from_openpi(v).float(), hidden.float().mean(1)
 
