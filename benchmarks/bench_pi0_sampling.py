@@ -7,7 +7,8 @@ The issue's target is on a GPU at pi0's size: chunk time at K = 10 <= 1.5x K = 1
 the script runs at a small size, where the expert is a larger share of the model, so the ratio
 is higher; the printout gives the split (prefix ms, ms per expert step) that predicts it.
 
-    .venv/bin/python benchmarks/bench_pi0_sampling.py [--size tiny|small|full] [--batch 8]
+    .venv/bin/python benchmarks/bench_pi0_sampling.py [--family pi0|pi05]
+        [--size tiny|small|full] [--batch 8]
         [--steps 1 4 10] [--device cpu] [--dtype float32|bfloat16] [--threads 2]
         [--out results/metrics/bench_pi0_sampling.json]
 
@@ -21,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ import torch
 from pirl_core.config import PolicyConfig, SamplerConfig
 from pirl_core.policies.base import Observation, policy_velocity
 from pirl_core.policies.pi0 import PI0Policy
+from pirl_core.policies.pi05 import PI05Policy
 from pirl_core.policies.pi0_build import build_pi0, byte_tokenizer, full_pi0_config
 from pirl_core.samplers import ode_config, sample_chain
 
@@ -40,8 +43,9 @@ SIZES = {
 }
 
 
-def build(size: str, dtype: torch.dtype) -> tuple[PI0Policy, int]:
-    """The policy and the camera image side it is fed."""
+def build(size: str, dtype: torch.dtype, family: str = "pi0") -> tuple[PI0Policy, int]:
+    """The policy and the camera image side it is fed; pi05 = the same PaliGemma with pi0.5's
+    expert, its prompt long enough for the discretised state."""
     torch.manual_seed(0)
     if size == "full":
         from transformers import PI0ForConditionalGeneration
@@ -52,6 +56,9 @@ def build(size: str, dtype: torch.dtype) -> tuple[PI0Policy, int]:
     else:
         cfg, side = SIZES[size]
         model, tok = build_pi0(cfg, ACTION_DIM, STATE_DIM, CHUNK, side)
+    if family == "pi05":
+        cfg = replace(cfg, name="pi05", max_text_tokens=128)
+        return PI05Policy(model, tok, cfg, ACTION_DIM, STATE_DIM).to(dtype).eval(), side
     return PI0Policy(model.to(dtype), tok, cfg, ACTION_DIM, STATE_DIM).eval(), side
 
 
@@ -85,6 +92,7 @@ def time_chunk(policy: PI0Policy, obs: Observation, steps: int, repeats: int) ->
 def model_args(description: str) -> argparse.ArgumentParser:
     """The options both pi0 benchmarks take: which model, where, in what precision."""
     ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--family", choices=["pi0", "pi05"], default="pi0")
     ap.add_argument("--size", choices=["tiny", "small", "full"], default="small")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
@@ -100,7 +108,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    policy, side = build(args.size, getattr(torch, args.dtype))
+    policy, side = build(args.size, getattr(torch, args.dtype), args.family)
     policy.to(args.device)
     g = torch.Generator().manual_seed(0)
     obs = Observation(torch.randint(0, 256, (args.batch, side, side, 3), generator=g,
@@ -108,7 +116,7 @@ def main() -> None:
                       torch.randn(args.batch, STATE_DIM, generator=g).to(args.device),
                       ("pick up the red block and place it in the bowl",) * args.batch)
     params = sum(p.numel() for p in policy.parameters())
-    print(f"pi0 {args.size}: {params / 1e6:.1f} M parameters, batch {args.batch}, "
+    print(f"{args.family} {args.size}: {params / 1e6:.1f} M parameters, batch {args.batch}, "
           f"{args.device} {args.dtype}, {args.threads} threads")
     rows = {}
     with torch.no_grad():
@@ -124,7 +132,7 @@ def main() -> None:
               f"{1e3 * per_step:>15.2f} {r['ratio']:>7.2f} {r['vlm_passes_per_chunk']:>11}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        info = {"size": args.size, "parameters": params, "batch": args.batch,
+        info = {"family": args.family, "size": args.size, "parameters": params, "batch": args.batch,
                 "device": args.device, "dtype": args.dtype, "threads": args.threads}
         args.out.write_text(json.dumps(info | {"steps": {str(k): v for k, v in rows.items()}},
                                        indent=1) + "\n")

@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.params, overrides=method_overrides("flow_sde"))
-    policy, side = build(args.size, getattr(torch, args.dtype))
+    policy, side = build(args.size, getattr(torch, args.dtype), args.family)
     policy.configure_stage("rl")  # frozen VLM: only the expert (and the heads) train
     torch.manual_seed(0)
     agent = Agent(policy, cfg.sampler, cfg.critic).to(args.device)
@@ -84,7 +84,7 @@ def main() -> None:
     metrics = ppo_update(agent, batch, cfg.ppo, opts["actor"], opts["critic"], gen)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    out = {"size": args.size, "device": args.device, "dtype": args.dtype,
+    out = {"family": args.family, "size": args.size, "device": args.device, "dtype": args.dtype,
            "threads": args.threads, "rows": len(batch),
            "update_epochs": cfg.ppo.update_epochs, "num_minibatches": cfg.ppo.num_minibatches,
            "denoise_steps": cfg.sampler.num_steps,
