@@ -140,10 +140,6 @@ class PI05Policy(PI0Policy):
                  self.model.action_out_proj)
         return [p for m in heads for p in m.parameters()]
 
-    def _prompt_row(self, text: str) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError("pi0.5's prompt holds the state: use prompt(instructions, "
-                                  "device, state)")
-
     def prompt(self, instructions: tuple[str, ...], device: torch.device | str = "cpu",
                state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """input_ids, attention_mask [B, L]: image placeholders, then openpi's pi0.5 prompt."""
