@@ -236,7 +236,8 @@ def _preset_choice(arg: str | None, overrides: _Flat, base: _Flat) -> tuple[str,
 
 def select_benchmark(cfg: Config, benchmark: str) -> Config:
     """`cfg` with the env section of `benchmark`'s stages as its `env` (see BENCHMARK_SECTIONS),
-    and that section's non-zero protocol fields (demos per task, RL env steps) in force."""
+    and that section's non-zero protocol fields (demos per task, RL env steps, GRPO group size)
+    in force."""
     if benchmark not in BENCHMARK_SECTIONS:
         raise ConfigError(f"benchmark: expected one of {sorted(BENCHMARK_SECTIONS)}, "
                           f"got {benchmark!r}")
@@ -246,7 +247,8 @@ def select_benchmark(cfg: Config, benchmark: str) -> Config:
         sft = replace(sft, num_demos_per_task=env.num_demos_per_task)
     if env.total_timesteps:
         ppo = replace(ppo, total_timesteps=env.total_timesteps)
-    return replace(cfg, env=env, sft=sft, ppo=ppo)
+    grpo = replace(cfg.grpo, group_size=env.group_size) if env.group_size else cfg.grpo
+    return replace(cfg, env=env, sft=sft, ppo=ppo, grpo=grpo)
 
 
 def load_config(

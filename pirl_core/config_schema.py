@@ -238,10 +238,15 @@ class EnvConfig:
     """This benchmark's SFT demonstrations per task; 0 = sft.num_demos_per_task."""
     total_timesteps: int = 0
     """This benchmark's env steps per RL run; 0 = ppo.total_timesteps."""
+    group_size: int = 0
+    """This benchmark's GRPO group size (GRPO builds tasks x group_size envs); 0 =
+    grpo.group_size, else >= 2."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")
-        _at_least(self, 0, "grasp_reward", "num_demos_per_task", "total_timesteps")
+        _at_least(self, 0, "grasp_reward", "num_demos_per_task", "total_timesteps", "group_size")
+        _require(self.group_size != 1, "group_size", "0 (grpo.group_size) or an int >= 2",
+                 self.group_size)
         _at_least(self, 16, "image_size")
         _require(all(self.tasks), "tasks", "a list of non-empty task names", self.tasks)
         _require(len(set(self.tasks)) == len(self.tasks), "tasks", "no duplicates", self.tasks)
@@ -304,6 +309,9 @@ class LiberoEnvConfig(EnvConfig):
     """SFT demonstrations per task (at 2 the small VLA's SFT reached 0.075 on the mini suite)."""
     total_timesteps: int = 40_000
     """Env steps per RL run (~40 env steps/s with the policy in the loop here)."""
+    group_size: int = 2
+    """GRPO group size on LIBERO: 4 mini tasks x 2 = 8 training scenes (~10 GB); the shared
+    grpo.group_size of 8 would need 32 scenes, more memory than this machine has."""
 
 
 @dataclass(frozen=True)

@@ -144,9 +144,23 @@ def check_scene_memory(num_envs: int, group_size: int, available_gb: float | Non
     avail = available_memory_gb() if available_gb is None else available_gb
     need = num_envs * LIBERO_SCENE_GB
     if need > avail:
-        why = f"grpo.group_size={group_size}" if group_size > 1 else "libero.num_envs"
+        why = (f"libero.group_size (GRPO's group size, {group_size})" if group_size > 1
+               else "libero.num_envs")
         raise MemoryError(f"{num_envs} LIBERO scenes need ~{need:.0f} GB, {avail:.0f} GB are "
                           f"available; lower {why} (or libero.tasks)")
+
+
+def parallel_runs(cfg: Config, method: str, requested: int,
+                  available_gb: float | None = None) -> int:
+    """How many RL runs of `method` may train side by side: `requested`, or on LIBERO as many
+    as their scenes (training envs + one evaluator env per task) fit in memory, at least one
+    (a run that cannot fit alone is refused by `check_scene_memory`)."""
+    if cfg.env.benchmark != "libero":
+        return requested
+    tasks = len(benchmark_tasks(cfg.env))
+    train = tasks * cfg.grpo.group_size if RL_ALGORITHM[method] == "grpo" else cfg.env.num_envs
+    avail = available_memory_gb() if available_gb is None else available_gb
+    return max(1, min(requested, int(avail // ((train + tasks) * LIBERO_SCENE_GB))))
 
 
 def env_factory(env: EnvConfig):

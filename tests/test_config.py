@@ -334,6 +334,12 @@ def test_benchmark_section_sets_its_protocol_fields():
     assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 480000  # env's 0: shared
     zero = load_config(PARAMS, ["maniskill.num_demos_per_task=0"], benchmark="maniskill")
     assert zero.sft.num_demos_per_task == 2
+    lib = load_config(PARAMS, benchmark="libero")
+    assert lib.grpo.group_size == 2 and mw.grpo.group_size == 8
+    shared = load_config(PARAMS, ["libero.group_size=0"], benchmark="libero")
+    assert shared.grpo.group_size == 8
+    with pytest.raises(ConfigError, match="libero.group_size"):
+        load_config(PARAMS, ["libero.group_size=1"])
 
 
 # --- study sections --------------------------------------------------------------------------

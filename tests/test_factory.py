@@ -101,8 +101,20 @@ def test_libero_envs_that_cannot_fit_in_memory_are_refused_by_name():
     from pirl_core.factory import available_memory_gb, check_scene_memory
 
     check_scene_memory(4, 1, available_gb=8.0)
-    with pytest.raises(MemoryError, match="grpo.group_size=8"):
+    with pytest.raises(MemoryError, match=r"libero.group_size \(GRPO's group size, 8\)"):
         check_scene_memory(32, 8, available_gb=20.0)
     with pytest.raises(MemoryError, match="libero.num_envs"):
         check_scene_memory(12, 1, available_gb=10.0)
     assert available_memory_gb() > 0
+
+
+def test_libero_runs_side_by_side_only_as_many_as_fit():
+    from pirl_core.factory import parallel_runs
+
+    lib = load_config("params.yaml", benchmark="libero")  # 4 mini tasks, 4 envs, GRPO groups of 2
+    # flow_sde: 4 + 4 scenes (9.6 GB) per run; grpo: 8 + 4 (14.4 GB)
+    assert parallel_runs(lib, "flow_sde", 3, available_gb=20.0) == 2
+    assert parallel_runs(lib, "grpo", 3, available_gb=20.0) == 1
+    assert parallel_runs(lib, "grpo", 3, available_gb=30.0) == 2
+    assert parallel_runs(lib, "grpo", 3, available_gb=5.0) == 1
+    assert parallel_runs(load_config("params.yaml"), "grpo", 3, available_gb=1.0) == 3  # not LIBERO

@@ -111,6 +111,11 @@ def test_prompt_is_openpis_with_the_state_in_256_bins(policy):
     text = policy.tokenizer.decode(ids[0, n_img:][mask[0, n_img:].bool()].tolist(),
                                    skip_special_tokens=True)
     assert text == "Task: open the drawer, State: 0 0 128 255;\nAction: "
+    # openpi's cleaning, and a short state zero-padded to the model's width (bin 128)
+    ids, mask = policy.prompt((" open_the\ndrawer ",), state=state[:1, :2])
+    text = policy.tokenizer.decode(ids[0, n_img:][mask[0, n_img:].bool()].tolist(),
+                                   skip_special_tokens=True)
+    assert text == "Task: open the drawer, State: 0 0 128 128;\nAction: "
     with pytest.raises(ValueError, match="one state row per instruction"):
         policy.prompt(("open the drawer",))
     with pytest.raises(ValueError, match="max_text_tokens is 96"):

@@ -46,6 +46,11 @@ def discretize_state(state: Tensor) -> Tensor:
     return bins.clamp(max=STATE_BINS - 1).long()
 
 
+def clean_instruction(text: str) -> str:
+    """openpi's prompt cleaning: stripped, underscores and newlines to spaces."""
+    return text.strip().replace("_", " ").replace("\n", " ")
+
+
 class AdaRMSNorm(nn.Module):
     """RMS norm whose scale and shift, and the gate of the residual it feeds, are linear in the
     conditioning vector; zero weights make it a plain RMS norm with a closed gate."""
@@ -147,8 +152,11 @@ class PI05Policy(PI0Policy):
             raise ValueError(f"pi0.5's prompt needs one state row per instruction; got "
                              f"{None if state is None else tuple(state.shape)} for "
                              f"{len(instructions)} instructions")
-        bins = discretize_state(state[:, :self.state_dim]).tolist()
-        texts = [f"Task: {text.strip()}, State: {' '.join(map(str, row))};\nAction: "
+        # Zero-padded to the model's state width and cleaned as openpi / LeRobot do, so that a
+        # checkpoint trained there reads the prompt it was trained on.
+        state = F.pad(state[:, :self.state_dim], (0, max(0, self.state_dim - state.shape[1])))
+        bins = discretize_state(state).tolist()
+        texts = [f"Task: {clean_instruction(text)}, State: {' '.join(map(str, row))};\nAction: "
                  for text, row in zip(instructions, bins)]
         rows = [self._padded_row(t) for t in texts]
         return (torch.stack([r[0] for r in rows]).to(device),
@@ -191,10 +199,14 @@ class PI05Policy(PI0Policy):
 
 def make_pi05_policy(cfg: PolicyConfig, env_action_dim: int, state_dim: int, chunk_size: int,
                      image_size: int, num_cameras: int) -> PI05Policy:
-    """From `cfg.checkpoint` (a directory `save_pi05` wrote) when set, else a small pi0.5 built
-    from scratch at cfg's widths."""
+    """From `cfg.checkpoint` when set (a directory `save_pi05` wrote, or a LeRobot pi0.5
+    checkpoint), else a small pi0.5 built from scratch at cfg's widths."""
     from pirl_core.policies.pi0_build import build_pi0
+    from pirl_core.policies.pi05_lerobot import is_lerobot_pi05, load_lerobot_pi05
 
+    if cfg.checkpoint and not (Path(cfg.checkpoint) / EXPERT_FILE).is_file() \
+            and is_lerobot_pi05(cfg.checkpoint):
+        return load_lerobot_pi05(cfg.checkpoint, cfg, env_action_dim, num_cameras, chunk_size)
     if cfg.checkpoint:
         return load_pi05(cfg.checkpoint, cfg, env_action_dim, num_cameras, chunk_size)
     model, tokenizer = build_pi0(cfg, env_action_dim, state_dim, chunk_size, image_size)
