@@ -112,9 +112,10 @@ def test_bad_checkpoints_are_named(tmp_path):
         make_pi05_policy(cfg, D, 4, 7, 32, 1)  # dispatched to the LeRobot loader by config.json
     with pytest.raises(ValueError, match="type is 'pi0'"):
         read_lerobot_pi05_config(write_lerobot(policy, tmp_path / "pi0", type="pi0"))
+    other = write_lerobot(policy, tmp_path / "v", paligemma_variant="gemma_300m")
     with pytest.raises(ValueError, match="paligemma_variant 'gemma_300m'"):
-        read_lerobot_pi05_config(write_lerobot(policy, tmp_path / "v",
-                                               paligemma_variant="gemma_300m"))
+        read_lerobot_pi05_config(other)
+    assert read_lerobot_pi05_config(other, check_variants=False)["chunk_size"] == H
     with pytest.raises(FileNotFoundError, match="no config.json"):
         read_lerobot_pi05_config(tmp_path / "absent")
     no_tok = write_lerobot(policy, tmp_path / "no_tok")

@@ -79,8 +79,9 @@ def is_lerobot_pi05(path: str | Path) -> bool:
         return False
 
 
-def read_lerobot_pi05_config(path: str | Path) -> dict:
-    """LeRobot's config.json, checked for the policy type and the supported model variants."""
+def read_lerobot_pi05_config(path: str | Path, check_variants: bool = True) -> dict:
+    """LeRobot's config.json, checked for the policy type and (unless the caller brings its own
+    geometry) the model variants pirl builds."""
     path = Path(path)
     file = path / "config.json"
     if not file.is_file():
@@ -89,7 +90,7 @@ def read_lerobot_pi05_config(path: str | Path) -> dict:
     config = json.loads(file.read_text())
     if config.get("type") != "pi05":
         raise ValueError(f"{file}: type is {config.get('type')!r}, expected 'pi05'")
-    for field, expected in SUPPORTED_VARIANTS.items():
+    for field, expected in (SUPPORTED_VARIANTS.items() if check_variants else ()):
         if config.get(field, expected) != expected:
             raise ValueError(f"{file}: {field} {config[field]!r} is not supported "
                              f"(pirl builds {expected}; pass pi0_config for another geometry)")
@@ -152,7 +153,7 @@ def load_lerobot_pi05(path: str | Path, cfg: PolicyConfig, env_action_dim: int,
     from transformers import PI0ForConditionalGeneration
 
     path = Path(path)
-    config = read_lerobot_pi05_config(path)
+    config = read_lerobot_pi05_config(path, check_variants=pi0_config is None)
     if not (path / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"LeRobot pi0.5 checkpoint {str(path)!r} has no {WEIGHTS_FILE}")
     tokenizer = lerobot_tokenizer(path)
