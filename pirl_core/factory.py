@@ -116,9 +116,7 @@ def make_envs(cfg: Config, seed: int, num_envs: int | None = None, group_size: i
     """The training vector env; with group_size G (GRPO), G envs per task share initial states
     and there are len(tasks) * G envs."""
     env, tasks = cfg.env, benchmark_tasks(cfg.env)
-    if group_size > 1:
-        num_envs = len(tasks) * group_size
-    num_envs = num_envs or env.num_envs
+    num_envs = training_envs(cfg, group_size) if group_size > 1 else num_envs or env.num_envs
     if env.benchmark == "libero":
         check_scene_memory(num_envs, group_size)
     return make_vec_env(env, tasks, num_envs, seed, group_size)
@@ -136,6 +134,11 @@ def available_memory_gb() -> float:
     except OSError:
         pass
     return float("inf")
+
+
+def training_envs(cfg: Config, group_size: int = 1) -> int:
+    """Envs in a training rollout: tasks x group_size for GRPO groups, else env.num_envs."""
+    return len(benchmark_tasks(cfg.env)) * group_size if group_size > 1 else cfg.env.num_envs
 
 
 def check_scene_memory(num_envs: int, group_size: int, available_gb: float | None = None) -> None:
@@ -157,10 +160,10 @@ def parallel_runs(cfg: Config, method: str, requested: int,
     (a run that cannot fit alone is refused by `check_scene_memory`)."""
     if cfg.env.benchmark != "libero":
         return requested
-    tasks = len(benchmark_tasks(cfg.env))
-    train = tasks * cfg.grpo.group_size if RL_ALGORITHM[method] == "grpo" else cfg.env.num_envs
+    group = cfg.grpo.group_size if RL_ALGORITHM[method] == "grpo" else 1
+    scenes = training_envs(cfg, group) + len(benchmark_tasks(cfg.env))
     avail = available_memory_gb() if available_gb is None else available_gb
-    return max(1, min(requested, int(avail // ((train + tasks) * LIBERO_SCENE_GB))))
+    return max(1, min(requested, int(avail // (scenes * LIBERO_SCENE_GB))))
 
 
 def env_factory(env: EnvConfig):

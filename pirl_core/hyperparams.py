@@ -71,9 +71,9 @@ def _grpo_chunks(c: Config) -> int:
 
 
 def _grpo_envs(c: Config) -> int:
-    from pirl_core.factory import benchmark_tasks
+    from pirl_core.factory import training_envs
 
-    return len(benchmark_tasks(c.env)) * c.grpo.group_size
+    return training_envs(c, c.grpo.group_size)
 
 
 #: GRPO's rows where they differ from PPO's: G envs per task, one whole episode each per

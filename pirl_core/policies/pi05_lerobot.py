@@ -100,22 +100,15 @@ def read_lerobot_pi05_config(path: str | Path, check_variants: bool = True) -> d
 def lerobot_pi0_config(config: dict, tokenizer: PreTrainedTokenizerBase) -> PI0Config:
     """transformers' PI0Config at LeRobot's sizes: PaliGemma 3B, a 300M expert, the
     checkpoint's chunk, padded dims, image resolution and time-embedding periods."""
-    from transformers import PI0Config
-
-    from pirl_core.policies.pi0_build import image_token_id
+    from pirl_core.policies.pi0_build import published_pi0_config
 
     side = config.get("image_resolution", [224, 224])
     if side[0] != side[1]:
         raise ValueError(f"image_resolution {side} is not square (PaliGemma needs it square)")
-    vlm = PI0Config().vlm_config.to_dict()
-    vlm["vision_config"]["image_size"] = side[0]
-    vlm["image_token_id"] = image_token_id(tokenizer)
-    return PI0Config(vlm_config=vlm, dit_config=PI0Config().dit_config.to_dict(),
-                     chunk_size=config.get("chunk_size", 50),
-                     max_action_dim=config.get("max_action_dim", 32),
-                     max_state_dim=config.get("max_state_dim", 32),
-                     min_period=config.get("min_period", 4e-3),
-                     max_period=config.get("max_period", 4.0))
+    return published_pi0_config(config.get("max_action_dim", 32), config.get("max_state_dim", 32),
+                                config.get("chunk_size", 50), tokenizer, image_size=side[0],
+                                min_period=config.get("min_period", 4e-3),
+                                max_period=config.get("max_period", 4.0))
 
 
 def lerobot_tokenizer(path: Path) -> PreTrainedTokenizerBase:

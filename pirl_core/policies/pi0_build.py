@@ -113,14 +113,24 @@ def save_pi0(model: PI0ForConditionalGeneration, tokenizer: PreTrainedTokenizerB
     return path
 
 
-def full_pi0_config(action_dim: int, state_dim: int, chunk_size: int,
-                    tokenizer: PreTrainedTokenizerBase) -> PI0Config:
-    """pi0's published size (PaliGemma 3B + 300M Gemma expert, SigLIP at 224 px, 32-dim padded
-    action and state), with pirl's chunk size; random weights, for the benchmarks."""
+def published_pi0_config(max_action_dim: int, max_state_dim: int, chunk_size: int,
+                         tokenizer: PreTrainedTokenizerBase, image_size: int = 224,
+                         **extra) -> PI0Config:
+    """pi0's published geometry (PaliGemma 3B + 300M Gemma expert, SigLIP; transformers'
+    PI0Config defaults) with the given padded dims, chunk, image side and any other PI0Config
+    fields in `extra` (e.g. a checkpoint's time-embedding periods)."""
     from transformers import PI0Config
 
     base = PI0Config()
     vlm = base.vlm_config.to_dict()
+    vlm["vision_config"]["image_size"] = image_size
     vlm["image_token_id"] = image_token_id(tokenizer)
     return PI0Config(vlm_config=vlm, dit_config=base.dit_config.to_dict(), chunk_size=chunk_size,
-                     max_action_dim=max(32, action_dim), max_state_dim=max(32, state_dim))
+                     max_action_dim=max_action_dim, max_state_dim=max_state_dim, **extra)
+
+
+def full_pi0_config(action_dim: int, state_dim: int, chunk_size: int,
+                    tokenizer: PreTrainedTokenizerBase) -> PI0Config:
+    """pi0's published size (SigLIP at 224 px, 32-dim padded action and state), with pirl's
+    chunk size; random weights, for the benchmarks."""
+    return published_pi0_config(max(32, action_dim), max(32, state_dim), chunk_size, tokenizer)
