@@ -69,11 +69,11 @@ def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray, extra: np.ndarray
            ) -> tuple[np.ndarray, float, bool]:
     """(offset of the grasp point from the object's centre [3], gripper yaw, whether the hand's
     way down is clear) for `obj` at box (lo, hi), among its neighbours and the boxes [n, 2, 3]
-    `extra` (a drawer not open yet). Narrow objects: the
-    centre. Wide ones (bowls): a rim point, the first of +y, -y, +x, -x where the hand's footprint
-    is clear of every geom reaching above the grasp height (an open drawer beside the bowl, the
-    cabinet's top over a bowl in a drawer); if none is, the rim point farthest from inside any such
-    geom's footprint. Rim points on the x sides need the gripper turned by 90 degrees."""
+    `extra` (the space a drawer will fill once opened).
+    Narrow objects: the centre. Wide ones (bowls): a rim point, the first of +y, -y, +x, -x where
+    the hand's footprint is clear of every geom reaching above the grasp height (an open drawer
+    beside the bowl, the cabinet's top over a bowl in a drawer); if none is, the rim point farthest
+    from inside any such geom's footprint. Rim points on the x sides turn the gripper by 90 deg."""
     half = (hi - lo) / 2
     rims = [(np.array([0.0, half[1] - 0.01, 0.0]), 0.0),  # +y first: no turn needed
             (np.array([0.0, 0.01 - half[1], 0.0]), 0.0),
