@@ -98,6 +98,27 @@ def test_each_env_renders_its_own_scene(vec):
     assert not np.array_equal(obs["image"][0], obs["image"][1])
 
 
+def test_fixture_placement_follows_the_seed():
+    """LIBERO draws the cabinet's place from numpy's global RNG at reset: two tasks reset with the
+    same seed under different global RNG states get the same scene, and the caller's RNG is left
+    as it was."""
+    tasks = [LiberoTask("libero_goal/3", 32, "state") for _ in range(2)]
+    try:
+        scenes = []
+        for k, task in enumerate(tasks):
+            np.random.seed(100 + k)
+            before = np.random.get_state()[1].copy()
+            task.reset(7)
+            assert np.array_equal(np.random.get_state()[1], before)
+            scenes.append(task.robosuite_env.sim.model.body_pos.copy())
+        assert np.array_equal(scenes[0], scenes[1])
+        tasks[0].reset(8)
+        assert not np.array_equal(tasks[0].robosuite_env.sim.model.body_pos, scenes[0])
+    finally:
+        for task in tasks:
+            task.close()
+
+
 def test_bad_obs_mode_is_named():
     with pytest.raises(ValueError, match="'depth'"):
         LiberoTask(SPATIAL0, obs_mode="depth")

@@ -1,6 +1,7 @@
 """LIBERO scripted experts and demo recording on the real simulator: the pick-and-place expert
-solves its goals, picks a reachable rim for a bowl in a drawer, unsupported goals are refused
-before anything is written, and a recorded demo replays to success."""
+solves its goals, picks a reachable rim for a bowl in a drawer, the articulated plans turn a stove
+on and pull a drawer open, compound goals are planned in a workable order, unsupported goals are
+refused before anything is written, and a recorded demo replays to success."""
 
 import json
 
@@ -9,15 +10,48 @@ import pytest
 
 from pirl_core.data import read_dataset
 from pirl_core.data.libero_demos import IMAGE_KEYS, expert_episode, record_libero_demos
-from pirl_core.data.libero_experts import PickPlaceExpert, UnsupportedGoal, check_goal
+from pirl_core.data.libero_experts import LiberoExpert, UnsupportedGoal, check_goal, ordered_goals
 from pirl_core.envs.libero import LiberoTask, task_goal
 
 
 def test_unsupported_goals_are_named():
-    assert task_goal("libero_goal/0") == [["open", "wooden_cabinet_1_middle_region"]]
+    assert task_goal("libero_10/9")[1] == ["close", "microwave_1"]
+    with pytest.raises(UnsupportedGoal, match="microwave_1"):
+        check_goal(task_goal("libero_10/9"))  # a door, not a drawer
+    with pytest.raises(UnsupportedGoal, match="under"):
+        check_goal([["under", "a", "b"]])
     with pytest.raises(UnsupportedGoal, match="open"):
-        check_goal(task_goal("libero_goal/0"))
+        check_goal([["open", "a", "b"]])  # wrong arity
     check_goal(task_goal("libero_object/0"))  # In(alphabet_soup_1, basket_1_contain_region)
+    check_goal(task_goal("libero_goal/0"))  # Open(wooden_cabinet_1_middle_region)
+
+
+@pytest.mark.parametrize("name, order", [
+    # the BDDL lists Close first: the bowl must go in before the drawer shuts
+    ("libero_10/3", ["in", "close"]),
+    # the top drawer starts closed: move the bowl out of its way, open it, then place
+    ("libero_goal/3", ["stage", "open", "in"]),
+    ("libero_10/8", ["on", "on", "turnon"]),
+])
+def test_compound_goals_are_ordered(name, order):
+    task = LiberoTask(name, 32, "state")
+    try:
+        task.reset(0)
+        assert [p[0] for p in ordered_goals(task.robosuite_env)] == order
+    finally:
+        task.close()
+
+
+@pytest.mark.parametrize("name, steps", [("libero_goal/7", 120), ("libero_goal/0", 200)])
+def test_articulated_goals_are_solved(name, steps):
+    """Turn on the stove (push its knob's bar); open the middle drawer (the hand turned to
+    point into the cabinet, under the top drawer's handle)."""
+    task = LiberoTask(name, 32, "state")
+    try:
+        frames, ok = expert_episode(task, 0, steps)
+        assert ok, f"{name}: the expert did not reach {task_goal(name)} in {steps} steps"
+    finally:
+        task.close()
 
 
 def test_expert_takes_bowl_out_of_drawer_by_its_free_rim():
@@ -26,7 +60,7 @@ def test_expert_takes_bowl_out_of_drawer_by_its_free_rim():
     task = LiberoTask("libero_spatial/4", 32, "state")
     try:
         task.reset(0)
-        expert = PickPlaceExpert(task)
+        expert = LiberoExpert(task)
         assert expert.phases[0].yaw == pytest.approx(np.pi / 2)
         frames, ok = expert_episode(task, 0, 240)
         assert ok and len(frames["action"]) < 240 and "image" not in frames
@@ -61,8 +95,8 @@ def test_recorded_demo_replays_to_success(tmp_path):
 
 
 def test_unsupported_task_writes_nothing(tmp_path):
-    with pytest.raises(UnsupportedGoal, match="turnon"):
-        record_libero_demos(tmp_path / "demos", ("libero_spatial/0", "libero_goal/7"), 1, 32,
+    with pytest.raises(UnsupportedGoal, match="microwave"):
+        record_libero_demos(tmp_path / "demos", ("libero_spatial/0", "libero_10/9"), 1, 32,
                             240, seed=0)
     assert not (tmp_path / "demos").exists() and not (tmp_path / "demos.tmp").exists()
 

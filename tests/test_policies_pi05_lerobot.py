@@ -102,6 +102,12 @@ def test_lerobot_checkpoint_loads_to_identical_velocities(tmp_path):
         u0, f0 = policy.velocity(x, tau, policy.encode_prefix(obs), obs.state)
         u1, f1 = loaded.velocity(x, tau, loaded.encode_prefix(obs), obs.state)
     assert torch.equal(u0, u1) and torch.equal(f0, f1)
+    # cast before the copy: every weight is the float32 one rounded to bfloat16 once
+    half = load_lerobot_pi05(path, CFG, D, 1, pi0_config=policy.model.config,
+                             dtype=torch.bfloat16)
+    ref = policy.state_dict()
+    assert all(v.dtype == torch.bfloat16 and torch.equal(v, ref[k].to(torch.bfloat16))
+               for k, v in half.state_dict().items() if v.is_floating_point())
 
 
 def test_bad_checkpoints_are_named(tmp_path):

@@ -44,10 +44,10 @@ def libero_features(image_size: int) -> dict[str, dict]:
 
 def expert_episode(task: Any, seed: int, max_steps: int) -> tuple[dict[str, np.ndarray], bool]:
     """One expert episode of a `LiberoTask` from `seed`, a frame per step, up to success."""
-    from pirl_core.data.libero_experts import PickPlaceExpert
+    from pirl_core.data.libero_experts import LiberoExpert
 
     task.reset(seed)
-    expert = PickPlaceExpert(task)
+    expert = LiberoExpert(task)
     frames: dict[str, list] = {}
     for _ in range(max_steps):
         obs, action = task.observe(render=True), expert.act()

@@ -1,9 +1,14 @@
-"""Scripted LIBERO experts that read the privileged simulator state (object geometry and the BDDL
-goal) and drive the OSC_POSE controller; they make the few-shot SFT demonstrations offline.
+"""Scripted LIBERO experts that read the privileged simulator state (object geometry, joints and
+the BDDL goal) and drive the OSC_POSE controller; they make the few-shot SFT demonstrations offline.
 
-Covered goals: `On(obj, target)` and `In(obj, region)` with one pick-and-place, which is every task
-of LIBERO-Spatial and LIBERO-Object (the experts' per-task success is measured when recording, see
-`libero_demos.py`). Other predicates (open/close, turn on/off) raise `UnsupportedGoal` naming them.
+Covered goals, each predicate planned in turn from the state its predecessor left:
+- `On(obj, target)` and `In(obj, region)`: one pick-and-place (every task of LIBERO-Spatial and
+  LIBERO-Object). Into a closed drawer, the drawer is opened first.
+- `Open` / `Close` of a drawer region and `TurnOn` / `TurnOff` of a stove knob
+  (`libero_articulated.py`). Doors (the microwave's) raise `UnsupportedGoal` naming them.
+Predicates already true when their turn comes are skipped; drawers open first and close last.
+The experts' per-task success is measured when recording (`libero_demos.py`) and, per suite, by
+`benchmarks/libero_experts.py`.
 
 The plan is a list of phases, each a Cartesian target for the gripper site (or a gripper hold) that
 ends when the site is within `tol` metres of it or after `max_steps`; the action's position part
@@ -18,68 +23,31 @@ Shapes: actions [7] (dx, dy, dz, drx, dry, drz, gripper: -1 open, +1 close).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-GRIPPER_SPAN = 0.07  # m, widest object grasped across (the open gripper spans ~0.077)
-POS_GAIN = 2.0  # action per (metre error / 0.05 m): reach targets in a few steps, then settle
-ROT_GAIN = 1.0  # action per (rad error / 0.5 rad)
-OPEN, CLOSE = -1.0, 1.0
+from pirl_core.data.libero_articulated import drawer_plan, is_drawer, knob_plan, swept_box
+from pirl_core.data.libero_geometry import (
+    CLOSE, GRIPPER_SPAN, OPEN, POS_GAIN, ROT_GAIN, Phase, UnsupportedGoal, collision_geoms,
+    geom_boxes, object_box,
+)
 
-
-class UnsupportedGoal(ValueError):
-    """The task's BDDL goal has a predicate the scripted experts do not solve."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    target: np.ndarray | None  # gripper-site xyz, or None: hold still for `max_steps`
-    gripper: float
-    tol: float = 0.01
-    max_steps: int = 80
-    yaw: float = 0.0  # rad about world z, from the gripper's orientation when the plan was made
-
-
-def _geom_boxes(sim: Any, geoms: list[int]) -> np.ndarray:
-    """World-frame bounding boxes [n, 2, 3] (lo, hi) of MuJoCo geoms."""
-    m, d = sim.model._model, sim.data._data
-    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
-    out = np.empty((len(geoms), 2, 3))
-    for i, g in enumerate(geoms):
-        pts = d.geom_xpos[g] + (d.geom_xmat[g].reshape(3, 3)
-                                @ (m.geom_aabb[g, :3] + m.geom_aabb[g, 3:] * signs).T).T
-        out[i] = pts.min(0), pts.max(0)
-    return out
-
-
-def _collision_geoms(sim: Any, prefix: str = "", exclude: tuple[str, ...] = ()) -> list[int]:
-    """Collision geoms whose body name starts with `prefix` and with none of `exclude`."""
-    import mujoco
-
-    m = sim.model._model
-    names = [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, m.geom_bodyid[g]) or ""
-             for g in range(m.ngeom)]
-    return [g for g in range(m.ngeom) if m.geom_contype[g] and names[g].startswith(prefix)
-            and not names[g].startswith(exclude)]
-
-
-def object_box(sim: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """World-frame bounding box (lo [3], hi [3]) of the collision geoms of object `name`."""
-    geoms = _collision_geoms(sim, name)
-    if not geoms:
-        raise ValueError(f"no collision geometry for object {name!r}")
-    boxes = _geom_boxes(sim, geoms)
-    return boxes[:, 0].min(0), boxes[:, 1].max(0)
+PREDICATES = {"on": 2, "in": 2, "open": 1, "close": 1, "turnon": 1, "turnoff": 1}
+HAND_REACH = ((0.035, 0.11), (0.11, 0.035))  # m, the hand's half footprint (x, y) at yaw 0, 90 deg
+ORDER = {"open": 0, "on": 1, "in": 1, "turnon": 1, "turnoff": 1, "close": 2}
 
 
 def check_goal(goal: list[list[str]]) -> None:
-    """Raise `UnsupportedGoal` unless `goal` is one On/In predicate (what the experts solve)."""
-    if len(goal) != 1 or goal[0][0].lower() not in ("on", "in"):
-        raise UnsupportedGoal(f"the scripted experts solve one On/In goal, not {goal}")
+    """Raise `UnsupportedGoal` naming the first predicate the experts cannot plan. Open/close is
+    planned for drawer regions only, which this check can tell by name alone."""
+    for pred in goal:
+        name = pred[0].lower()
+        if PREDICATES.get(name) != len(pred) - 1:
+            raise UnsupportedGoal(f"the scripted experts do not solve {pred} (goal {goal})")
+        if name in ("open", "close") and not pred[1].endswith("_region"):
+            raise UnsupportedGoal(f"the scripted experts open and close drawers, not {pred}")
 
 
 def _target(env: Any, arg: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,42 +65,50 @@ def _target(env: Any, arg: str) -> tuple[np.ndarray, np.ndarray]:
     return object_box(env.sim, owner)
 
 
-def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
-    """(offset of the grasp point from the object's centre [3], gripper yaw). Narrow objects: the
-    centre. Wide ones (bowls): the +y rim, or if another geom reaches above the grasp height there
-    (a bowl in a drawer: its walls, the cabinet's top), the rim point farthest from inside any
-    such geom's footprint; rim points on the x sides need the gripper turned by 90 degrees."""
+def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray, extra: np.ndarray | None = None
+           ) -> tuple[np.ndarray, float, bool]:
+    """(offset of the grasp point from the object's centre [3], gripper yaw, whether the hand's
+    way down is clear) for `obj` at box (lo, hi), among its neighbours and the boxes [n, 2, 3]
+    `extra` (the space a drawer will fill once opened).
+    Narrow objects: the centre. Wide ones (bowls): a rim point, the first of +y, -y, +x, -x where
+    the hand's footprint is clear of every geom reaching above the grasp height (an open drawer
+    beside the bowl, the cabinet's top over a bowl in a drawer); if none is, the rim point farthest
+    from inside any such geom's footprint. Rim points on the x sides turn the gripper by 90 deg."""
     half = (hi - lo) / 2
-    if 2 * half[1] <= GRIPPER_SPAN:
-        return np.zeros(3), 0.0
     rims = [(np.array([0.0, half[1] - 0.01, 0.0]), 0.0),  # +y first: no turn needed
             (np.array([0.0, 0.01 - half[1], 0.0]), 0.0),
             (np.array([half[0] - 0.01, 0.0, 0.0]), np.pi / 2),
             (np.array([0.01 - half[0], 0.0, 0.0]), np.pi / 2)]
     centre = (lo + hi) / 2
-    boxes = _geom_boxes(env.sim, _collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
+    boxes = geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
+    if extra is not None:
+        boxes = np.concatenate([boxes, extra])
     above = boxes[(boxes[:, 1, 2] > hi[2] - 0.02) & (boxes[:, 0, 2] < hi[2] + 0.15)]
 
-    def depth_under(point: np.ndarray) -> float:  # how far inside the deepest footprint
+    def depth_under(point: np.ndarray, reach: tuple[float, float] = (0.0, 0.0)) -> float:
+        """How far a rectangle of half sides `reach` at `point` is inside the deepest footprint."""
         if not len(above):
             return -1.0
-        inside = np.minimum.reduce([point[0] - above[:, 0, 0], above[:, 1, 0] - point[0],
-                                    point[1] - above[:, 0, 1], above[:, 1, 1] - point[1]])
+        inside = np.minimum.reduce([point[0] + reach[0] - above[:, 0, 0],
+                                    above[:, 1, 0] - point[0] + reach[0],
+                                    point[1] + reach[1] - above[:, 0, 1],
+                                    above[:, 1, 1] - point[1] + reach[1]])
         return float(inside.max())
 
+    if 2 * half[1] <= GRIPPER_SPAN:
+        return np.zeros(3), 0.0, depth_under(centre, HAND_REACH[0]) <= 0
+    clear = [r for r in rims if depth_under(centre + r[0], HAND_REACH[r[1] > 0]) <= 0]
+    if clear:
+        return *clear[0], True
     if depth_under(centre + rims[0][0]) <= 0:  # the +y rim is clear
-        return rims[0]
-    return min(rims, key=lambda r: depth_under(centre + r[0]))
+        return *rims[0], False
+    return *min(rims, key=lambda r: depth_under(centre + r[0])), False
 
 
-def pick_place_plan(env: Any) -> list[Phase]:
-    """The phases that move the goal's object onto / into its target (robosuite env `env`)."""
-    goal = env.parsed_problem["goal_state"]
-    check_goal(goal)
-    _, obj, target = goal[0]
+def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> list[Phase]:
+    """The phases that move `obj` onto the box (tlo, thi) of its target (robosuite env `env`)."""
     lo, hi = object_box(env.sim, obj)
-    tlo, thi = _target(env, target)
-    offset, yaw = _grasp(env, obj, lo, hi)
+    offset, yaw, _ = _grasp(env, obj, lo, hi)
     grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
     centre = (lo + hi) / 2
     grasp = np.array([centre[0], centre[1], grasp_z]) + offset
@@ -149,29 +125,100 @@ def pick_place_plan(env: Any) -> list[Phase]:
             Phase("retreat", np.r_[place[:2], high], OPEN, tol=0.02, yaw=yaw)]
 
 
-class PickPlaceExpert:
-    """Closed-loop phase follower for one episode of a `LiberoTask` (plan made at construction,
-    i.e. right after the task's reset)."""
+def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
+    """Move `obj` aside on the table if, once the drawer `region` is open, the hand could not come
+    down on it: to the nearest spot (along the drawer's pull first) where it could and that no
+    other object occupies. No phases if it is clear already, or if no such spot is near."""
+    opened = swept_box(env, region)[None]
+    lo, hi = object_box(env.sim, obj)
+    if _grasp(env, obj, lo, hi, opened)[2]:
+        return []
+    boxes = geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
+    standing = boxes[(boxes[:, 1, 2] > lo[2] + 0.01) & (boxes[:, 0, 2] < hi[2])]  # at its height
+    pull = swept_box(env, region, direction_only=True)[:2]
+    turns = [0, 1, -1, 2, -2, 3, -3]  # eighths of a turn away from the pull
+    shifts = [dist * (np.cos(a) * pull + np.sin(a) * np.array([-pull[1], pull[0]]))
+              for dist in (0.06, 0.09, 0.12, 0.15, 0.18) for a in np.array(turns) * np.pi / 4]
+    for shift in shifts:
+        slo, shi = lo + np.r_[shift, 0.0], hi + np.r_[shift, 0.0]
+        free = not np.any(np.all((standing[:, 0, :2] < shi[:2] + 0.01)
+                                 & (standing[:, 1, :2] > slo[:2] - 0.01), axis=1))
+        if free and _grasp(env, obj, slo, shi, opened)[2]:
+            spot = np.r_[(slo[:2] + shi[:2]) / 2, lo[2]]
+            return pick_place_plan(env, obj, spot, spot)
+    return []  # nowhere better: try from where it is
+
+
+def ordered_goals(env: Any) -> list[list[str]]:
+    """The goal's predicates in the order the expert plans them. Before placing into a closed
+    drawer: move the object out of the drawer's way ("stage", planned when its turn comes) and open
+    the drawer."""
+    goal = env.parsed_problem["goal_state"]
+    check_goal(goal)
+    out = []
+    for pred in sorted(goal, key=lambda p: ORDER[p[0].lower()]):
+        if (pred[0].lower() == "in" and is_drawer(env, pred[2])
+                and ["open", pred[2]] not in out and not env._eval_predicate(["open", pred[2]])):
+            out += [["stage", pred[1], pred[2]], ["open", pred[2]]]
+        out.append(pred)
+    return out
+
+
+def plan(env: Any, pred: list[str]) -> list[Phase]:
+    """The phases for one goal predicate, from the simulator's state now."""
+    name = pred[0].lower()
+    if name == "stage":
+        return staging_plan(env, pred[1], pred[2])
+    if name in ("on", "in"):
+        return pick_place_plan(env, pred[1], *_target(env, pred[2]))
+    if name in ("open", "close"):
+        return drawer_plan(env, pred[1], open_it=name == "open")
+    return knob_plan(env, pred[1], turn_on=name == "turnon")
+
+
+class LiberoExpert:
+    """Closed-loop phase follower for one episode of a `LiberoTask`, constructed right after the
+    task's reset; each predicate's plan is made when the one before it has run out."""
 
     def __init__(self, task: Any):
         self.task = task
-        self.phases = pick_place_plan(task.robosuite_env)
-        self.phase, self.steps_in_phase = 0, 0
+        self.goals = ordered_goals(task.robosuite_env)
         self.start_rotation = Rotation.from_quat(task.sim_obs["robot0_eef_quat"])  # x, y, z, w
+        self.home = task.sim_obs["robot0_eef_pos"].copy()
+        self.phases: list[Phase] = []
+        self.phase, self.steps_in_phase = 0, 0
+        self._next_goal()
 
-    def _turn(self, yaw: float) -> np.ndarray:
-        """Rotation action [3] toward the start orientation turned by `yaw` about world z."""
-        goal = Rotation.from_euler("z", yaw) * self.start_rotation
+    def _next_goal(self) -> None:
+        """Plan the first remaining predicate that does not hold yet; none left: done."""
+        env = self.task.robosuite_env
+        while self.goals:
+            pred = self.goals.pop(0)
+            todo = [] if pred[0] != "stage" and env._eval_predicate(pred) else plan(env, pred)
+            if todo:
+                # around a tilted-gripper plan (a drawer pull) the arm returns to where it
+                # started: turning the hand far out can stretch the arm into a singular pose
+                tilted = any(any(p.tilt) for p in self.phases + todo)
+                home = [Phase("home", self.home, OPEN, tol=0.03)] if self.phases and tilted else []
+                self.phases, self.phase, self.steps_in_phase = home + todo, 0, 0
+                return
+        self.phases, self.phase = [], 0
+
+    def _turn(self, p: Phase) -> np.ndarray:
+        """Rotation action [3] toward the start orientation turned by the phase's yaw about world z,
+        then by its tilt."""
+        goal = (Rotation.from_rotvec(p.tilt) * Rotation.from_euler("z", p.yaw)
+                * self.start_rotation)
         err = goal * Rotation.from_quat(self.task.sim_obs["robot0_eef_quat"]).inv()
         return np.clip(err.as_rotvec() / 0.5 * ROT_GAIN, -1, 1)
 
     @property
     def done(self) -> bool:
-        return self.phase >= len(self.phases)
+        return self.phase >= len(self.phases) and not self.goals
 
     def act(self) -> np.ndarray:
         """The next action [7]; holds still (gripper open) once every phase is done."""
-        while not self.done:
+        while self.phase < len(self.phases):
             p = self.phases[self.phase]
             err = None if p.target is None else p.target - self.task.sim_obs["robot0_eef_pos"]
             finished = self.steps_in_phase >= p.max_steps or (
@@ -179,6 +226,8 @@ class PickPlaceExpert:
             if not finished:
                 self.steps_in_phase += 1
                 move = np.zeros(3) if err is None else np.clip(err / 0.05 * POS_GAIN, -1, 1)
-                return np.r_[move, self._turn(p.yaw), p.gripper].astype(np.float32)
+                return np.r_[move, self._turn(p), p.gripper].astype(np.float32)
             self.phase, self.steps_in_phase = self.phase + 1, 0
+            if self.phase == len(self.phases) and self.goals:
+                self._next_goal()
         return np.array([0, 0, 0, 0, 0, 0, OPEN], np.float32)

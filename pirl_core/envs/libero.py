@@ -142,7 +142,15 @@ class LiberoTask:
         object shifted and turned a little (drawn from `seed`). (LIBERO's own region sampler is
         no substitute: it drops objects meant to rest on others, a bowl "on the stove", onto the
         table.)"""
-        self.env.reset()
+        # LIBERO re-draws fixture placements (a cabinet's, a stove's) from numpy's global RNG at
+        # every reset and the initial states do not hold them: draw them from `seed`, so that an
+        # episode is a function of its seed, and leave the caller's global RNG as it was
+        outer = np.random.get_state()
+        np.random.seed(seed % 2**32)
+        try:
+            self.env.reset()
+        finally:
+            np.random.set_state(outer)
         # a soft reset keeps MuJoCo's solver warm start and the gripper's ramped command: clear
         # both so an episode does not depend on the one before (same initial state, same episode)
         self.robosuite_env.sim.data.qacc_warmstart[:] = 0

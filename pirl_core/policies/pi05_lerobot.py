@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,17 +123,17 @@ def lerobot_tokenizer(path: Path) -> PreTrainedTokenizerBase:
                             "checkpoints ship none; copy PaliGemma's tokenizer files there")
 
 
-def renamed_state_dict(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """LeRobot names -> PI05Policy names. The tied lm_head fills the token embedding only where
-    the file holds no embedding of its own."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in weights.items():
+def renamed_keys(keys: Iterable[str]) -> dict[str, str]:
+    """{PI05Policy name: LeRobot name} for a checkpoint's parameter names. The tied lm_head fills
+    the token embedding only where the file holds no embedding of its own."""
+    out: dict[str, str] = {}
+    for key in keys:
         name = lerobot_pi05_key(key)
         if name is None or (key.endswith("lm_head.weight") and name in out):
             continue
         if name in out and not key.endswith("embed_tokens.weight"):
             raise ValueError(f"two LeRobot parameters map to {name!r} (the last was {key!r})")
-        out[name] = value
+        out[name] = key
     return out
 
 
@@ -141,8 +142,12 @@ def load_lerobot_pi05(path: str | Path, cfg: PolicyConfig, env_action_dim: int,
                       pi0_config: PI0Config | None = None,
                       dtype: torch.dtype = torch.float32) -> PI05Policy:
     """A PI05Policy holding a LeRobot pi0.5 checkpoint's weights. `pi0_config` overrides the
-    geometry read from config.json (small checkpoints in the same layout, as the tests write)."""
-    from safetensors.torch import load_file
+    geometry read from config.json (small checkpoints in the same layout, as the tests write).
+
+    The model is cast to `dtype` before the weights arrive, and they are copied in one tensor at
+    a time: the peak holds the randomly initialised float32 model (3.5B parameters: 13 GiB) and
+    one tensor, not that model plus the whole file's state dict (not measured at 3.5B here)."""
+    from safetensors import safe_open
     from transformers import PI0ForConditionalGeneration
 
     path = Path(path)
@@ -154,16 +159,20 @@ def load_lerobot_pi05(path: str | Path, cfg: PolicyConfig, env_action_dim: int,
     if chunk_size is not None and pi0_config.chunk_size != chunk_size:
         raise ValueError(f"policy.checkpoint {str(path)!r} predicts chunks of "
                          f"{pi0_config.chunk_size}; env.chunk_size is {chunk_size}")
-    policy = PI05Policy(PI0ForConditionalGeneration(pi0_config), tokenizer, cfg, env_action_dim,
-                        pi0_config.max_state_dim, num_cameras)
-    state = renamed_state_dict(load_file(str(path / WEIGHTS_FILE)))
-    expected = policy.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
-             for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        raise ValueError(f"{path / WEIGHTS_FILE} does not fit pirl's pi0.5 at its config: "
-                         f"missing {missing}, unexpected {unexpected}, wrong shape {wrong}")
-    policy.load_state_dict(state)
-    return policy.to(dtype)
+    with safe_open(str(path / WEIGHTS_FILE), framework="pt") as file:
+        names = renamed_keys(file.keys())
+        shapes = {n: tuple(file.get_slice(k).get_shape()) for n, k in names.items()}
+        policy = PI05Policy(PI0ForConditionalGeneration(pi0_config), tokenizer, cfg,
+                            env_action_dim, pi0_config.max_state_dim, num_cameras).to(dtype)
+        expected = policy.state_dict()
+        missing = sorted(set(expected) - set(names))
+        unexpected = sorted(set(names) - set(expected))
+        wrong = [f"{n} {shape} (expected {tuple(expected[n].shape)})"
+                 for n, shape in shapes.items() if n in expected and shape != expected[n].shape]
+        if missing or unexpected or wrong:
+            raise ValueError(f"{path / WEIGHTS_FILE} does not fit pirl's pi0.5 at its config: "
+                             f"missing {missing}, unexpected {unexpected}, wrong shape {wrong}")
+        with torch.no_grad():
+            for name, key in names.items():
+                expected[name].copy_(file.get_tensor(key))
+    return policy
