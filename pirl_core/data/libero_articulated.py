@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from pirl_core.data.libero_geometry import CLOSE, OPEN, Phase, UnsupportedGoal, geom_boxes
+from pirl_core.data.libero_geometry import (
+    CLOSE, OPEN, Phase, UnsupportedGoal, enclosing, geom_boxes,
+)
 
 PULL_MARGIN = 0.02  # m past the open range: the joint limit ends the pull, not the controller
 PUSH_ANGLE = 0.9  # rad a knob push aims for (turn-on ranges start at 0.5, end at 2.1)
@@ -90,23 +92,20 @@ def _drawer(env: Any, region: str) -> tuple[np.ndarray, np.ndarray, float, np.nd
     boxes = geom_boxes(env.sim, _body_geoms(env, m.jnt_bodyid[jid]))
     reach = np.max(np.einsum("nkc,c->nk", boxes, direction), axis=1)
     handle = boxes[reach > reach.max() - 0.005]
-    box = np.stack([handle[:, 0].min(0), handle[:, 1].max(0)])
+    box = enclosing(handle)
     targets = np.array([min(art["default_open_ranges"]) if open_q < close_q
                         else max(art["default_open_ranges"]), close_q])
     return box, direction, float(d.qpos[m.jnt_qposadr[jid]]), targets
 
 
-def swept_box(env: Any, region: str, direction_only: bool = False) -> np.ndarray:
-    """The box [2, 3] the drawer `region`'s geometry fills from now to fully open (or, with
-    `direction_only`, the direction [3] that opens it)."""
+def swept_box(env: Any, region: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the box [2, 3] the drawer `region`'s geometry fills from now to fully open, the direction
+    [3] that opens it)."""
     _, direction, q, (open_q, _) = _drawer(env, region)
-    if direction_only:
-        return direction
     jid, _ = _joint(env, region)
-    boxes = geom_boxes(env.sim, _body_geoms(env, env.sim.model._model.jnt_bodyid[jid]))
-    box = np.stack([boxes[:, 0].min(0), boxes[:, 1].max(0)])
+    box = enclosing(geom_boxes(env.sim, _body_geoms(env, env.sim.model._model.jnt_bodyid[jid])))
     moved = box + direction * (abs(open_q - q) + PULL_MARGIN)
-    return np.stack([np.minimum(box[0], moved[0]), np.maximum(box[1], moved[1])])
+    return np.stack([np.minimum(box[0], moved[0]), np.maximum(box[1], moved[1])]), direction
 
 
 def _yaw_along(direction: np.ndarray) -> float:

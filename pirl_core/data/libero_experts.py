@@ -65,11 +65,15 @@ def _target(env: Any, arg: str) -> tuple[np.ndarray, np.ndarray]:
     return object_box(env.sim, owner)
 
 
-def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray, extra: np.ndarray | None = None
-           ) -> tuple[np.ndarray, float, bool]:
+def _neighbours(env: Any, obj: str) -> np.ndarray:
+    """Boxes [n, 2, 3] of every collision geom but `obj`'s and the robot's."""
+    return geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
+
+
+def _grasp(lo: np.ndarray, hi: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float, bool]:
     """(offset of the grasp point from the object's centre [3], gripper yaw, whether the hand's
-    way down is clear) for `obj` at box (lo, hi), among its neighbours and the boxes [n, 2, 3]
-    `extra` (the space a drawer will fill once opened).
+    way down is clear) for an object at box (lo, hi) among the boxes [n, 2, 3] around it (its
+    neighbours; in staging, also the space a drawer will fill once opened).
     Narrow objects: the centre. Wide ones (bowls): a rim point, the first of +y, -y, +x, -x where
     the hand's footprint is clear of every geom reaching above the grasp height (an open drawer
     beside the bowl, the cabinet's top over a bowl in a drawer); if none is, the rim point farthest
@@ -80,9 +84,6 @@ def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray, extra: np.ndarray
             (np.array([half[0] - 0.01, 0.0, 0.0]), np.pi / 2),
             (np.array([0.01 - half[0], 0.0, 0.0]), np.pi / 2)]
     centre = (lo + hi) / 2
-    boxes = geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
-    if extra is not None:
-        boxes = np.concatenate([boxes, extra])
     above = boxes[(boxes[:, 1, 2] > hi[2] - 0.02) & (boxes[:, 0, 2] < hi[2] + 0.15)]
 
     def depth_under(point: np.ndarray, reach: tuple[float, float] = (0.0, 0.0)) -> float:
@@ -108,7 +109,7 @@ def _grasp(env: Any, obj: str, lo: np.ndarray, hi: np.ndarray, extra: np.ndarray
 def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> list[Phase]:
     """The phases that move `obj` onto the box (tlo, thi) of its target (robosuite env `env`)."""
     lo, hi = object_box(env.sim, obj)
-    offset, yaw, _ = _grasp(env, obj, lo, hi)
+    offset, yaw, _ = _grasp(lo, hi, _neighbours(env, obj))
     grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
     centre = (lo + hi) / 2
     grasp = np.array([centre[0], centre[1], grasp_z]) + offset
@@ -129,13 +130,14 @@ def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
     """Move `obj` aside on the table if, once the drawer `region` is open, the hand could not come
     down on it: to the nearest spot (along the drawer's pull first) where it could and that no
     other object occupies. No phases if it is clear already, or if no such spot is near."""
-    opened = swept_box(env, region)[None]
+    opened, direction = swept_box(env, region)
+    pull = direction[:2]
     lo, hi = object_box(env.sim, obj)
-    if _grasp(env, obj, lo, hi, opened)[2]:
+    boxes = _neighbours(env, obj)
+    around = np.concatenate([boxes, opened[None]])
+    if _grasp(lo, hi, around)[2]:
         return []
-    boxes = geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
     standing = boxes[(boxes[:, 1, 2] > lo[2] + 0.01) & (boxes[:, 0, 2] < hi[2])]  # at its height
-    pull = swept_box(env, region, direction_only=True)[:2]
     turns = [0, 1, -1, 2, -2, 3, -3]  # eighths of a turn away from the pull
     shifts = [dist * (np.cos(a) * pull + np.sin(a) * np.array([-pull[1], pull[0]]))
               for dist in (0.06, 0.09, 0.12, 0.15, 0.18) for a in np.array(turns) * np.pi / 4]
@@ -143,7 +145,7 @@ def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
         slo, shi = lo + np.r_[shift, 0.0], hi + np.r_[shift, 0.0]
         free = not np.any(np.all((standing[:, 0, :2] < shi[:2] + 0.01)
                                  & (standing[:, 1, :2] > slo[:2] - 0.01), axis=1))
-        if free and _grasp(env, obj, slo, shi, opened)[2]:
+        if free and _grasp(slo, shi, around)[2]:
             spot = np.r_[(slo[:2] + shi[:2]) / 2, lo[2]]
             return pick_place_plan(env, obj, spot, spot)
     return []  # nowhere better: try from where it is

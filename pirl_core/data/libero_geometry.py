@@ -56,10 +56,15 @@ def collision_geoms(sim: Any, prefix: str = "", exclude: tuple[str, ...] = ()) -
             and not names[g].startswith(exclude)]
 
 
+def enclosing(boxes: np.ndarray) -> np.ndarray:
+    """The box [2, 3] (lo, hi) around boxes [n, 2, 3]."""
+    return np.stack([boxes[:, 0].min(0), boxes[:, 1].max(0)])
+
+
 def object_box(sim: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """World-frame bounding box (lo [3], hi [3]) of the collision geoms of object `name`."""
     geoms = collision_geoms(sim, name)
     if not geoms:
         raise ValueError(f"no collision geometry for object {name!r}")
-    boxes = geom_boxes(sim, geoms)
-    return boxes[:, 0].min(0), boxes[:, 1].max(0)
+    lo, hi = enclosing(geom_boxes(sim, geoms))
+    return lo, hi
