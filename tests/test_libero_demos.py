@@ -1,5 +1,6 @@
 """LIBERO scripted experts and demo recording on the real simulator: the pick-and-place expert
-solves its goals, picks a reachable rim for a bowl in a drawer, the articulated plans turn a stove
+solves its goals, picks a reachable rim for a bowl in a drawer and a moka pot by its handle,
+pushes a plate, spreads two pots over one burner, the articulated plans turn a stove
 on and pull a drawer open, compound goals are planned in a workable order, unsupported goals are
 refused before anything is written, and a recorded demo replays to success."""
 
@@ -10,7 +11,11 @@ import pytest
 
 from pirl_core.data import read_dataset
 from pirl_core.data.libero_demos import IMAGE_KEYS, expert_episode, record_libero_demos
-from pirl_core.data.libero_experts import LiberoExpert, UnsupportedGoal, check_goal, ordered_goals
+from pirl_core.data.libero_experts import (
+    LiberoExpert, UnsupportedGoal, _spot, check_goal, ordered_goals,
+)
+from pirl_core.data.libero_geometry import object_box
+from pirl_core.data.libero_grasps import handle_grasp
 from pirl_core.envs.libero import LiberoTask, task_goal
 
 
@@ -65,6 +70,60 @@ def test_expert_takes_bowl_out_of_drawer_by_its_free_rim():
         frames, ok = expert_episode(task, 0, 240)
         assert ok and len(frames["action"]) < 240 and "image" not in frames
         assert frames["state"].shape == (len(frames["action"]), 8)
+    finally:
+        task.close()
+
+
+@pytest.mark.parametrize("seed, yaw", [(0, np.pi / 2), (1, np.pi / 2)])
+def test_moka_pot_is_taken_by_its_handle(seed, yaw):
+    """LIBERO-10 task 2: the pot is too wide to grasp across. Seed 0 leaves it lying, its handle
+    arching on top; seed 1 upright, the handle on one side and the spout on the other. The grasp
+    point is on the handle (outside the middle fifth of the pot's long side) and the pot reaches
+    the stove."""
+    task = LiberoTask("libero_10/2", 32, "state")
+    try:
+        task.reset(seed)
+        lo, hi = object_box(task.robosuite_env.sim, "moka_pot_1")
+        point, got_yaw = handle_grasp(task.robosuite_env.sim, "moka_pot_1")
+        assert got_yaw == pytest.approx(yaw)
+        assert abs(point[1] - (lo[1] + hi[1]) / 2) > 0.1 * (hi[1] - lo[1])
+        frames, ok = expert_episode(task, seed, 300)
+        assert ok, f"seed {seed}: moka pot not on the stove with the stove on in 300 steps"
+    finally:
+        task.close()
+
+
+def test_plate_is_pushed_from_inside_its_rim():
+    """LIBERO-Goal task 5: the plate's rim is too low to pinch and a cabinet stands behind it;
+    closed fingers come down on its floor and push it to the front of the stove."""
+    task = LiberoTask("libero_goal/5", 32, "state")
+    try:
+        task.reset(0)
+        expert = LiberoExpert(task)
+        assert [p.name for p in expert.phases] == ["above", "down", "push", "retreat"]
+        lo, hi = object_box(task.robosuite_env.sim, "plate_1")
+        down = expert.phases[1].target
+        assert np.all(down[:2] > lo[:2]) and np.all(down[:2] < hi[:2]) and down[2] < hi[2]
+        frames, ok = expert_episode(task, 0, 150)
+        assert ok
+    finally:
+        task.close()
+
+
+def test_objects_sharing_a_region_are_spread_over_it():
+    """LIBERO-10 task 8, both moka pots on the burner: their spots differ by more than a pot's
+    narrow side, both inside the region, and the expert puts both there."""
+    task = LiberoTask("libero_10/8", 32, "state")
+    try:
+        task.reset(0)
+        env, site = task.robosuite_env, "flat_stove_1_cook_region"
+        spots = [_spot(env, pot, site) for pot in ("moka_pot_1", "moka_pot_2")]
+        centre, half = env.sim.data.get_site_xpos(site), env.object_sites_dict[site].size
+        assert all(np.all(np.abs(s[:2] - centre[:2]) < half[:2]) for s in spots)
+        lo, hi = object_box(env.sim, "moka_pot_1")
+        assert np.abs(spots[0] - spots[1]).max() > min(hi[:2] - lo[:2])
+        frames, ok = expert_episode(task, 0, 500)
+        assert ok
     finally:
         task.close()
 

@@ -3,7 +3,9 @@ the BDDL goal) and drive the OSC_POSE controller; they make the few-shot SFT dem
 
 Covered goals, each predicate planned in turn from the state its predecessor left:
 - `On(obj, target)` and `In(obj, region)`: one pick-and-place (every task of LIBERO-Spatial and
-  LIBERO-Object). Into a closed drawer, the drawer is opened first.
+  LIBERO-Object). Into a closed drawer, the drawer is opened first. A flat object too wide to
+  grasp (a plate) is pushed onto a table region instead. Objects that the goal puts on the same
+  region (two moka pots on a burner) are spread over it.
 - `Open` / `Close` of a drawer region and `TurnOn` / `TurnOff` of a stove knob
   (`libero_articulated.py`). Doors (the microwave's) raise `UnsupportedGoal` naming them.
 Predicates already true when their turn comes are skipped; drawers open first and close last.
@@ -14,9 +16,7 @@ The plan is a list of phases, each a Cartesian target for the gripper site (or a
 ends when the site is within `tol` metres of it or after `max_steps`; the action's position part
 is a clipped P-control step toward the target (OSC_POSE scales [-1, 1] to +-5 cm per step), the
 rotation part holds the gripper's starting orientation (pointing down), turned about the vertical
-by the phase's yaw. The open Panda gripper is 7.7 cm wide
-across world y: objects narrower than `GRIPPER_SPAN` in y are grasped across their middle, wider
-ones (bowls) by pinching the rim on their +y side.
+by the phase's yaw. Where the gripper takes hold of an object is chosen in `libero_grasps.py`.
 
 Shapes: actions [7] (dx, dy, dz, drx, dry, drz, gripper: -1 open, +1 close).
 """
@@ -33,9 +33,13 @@ from pirl_core.data.libero_geometry import (
     CLOSE, GRIPPER_SPAN, OPEN, POS_GAIN, ROT_GAIN, Phase, UnsupportedGoal, collision_geoms,
     geom_boxes, object_box,
 )
+from pirl_core.data.libero_grasps import handle_grasp, rim_grasp
 
 PREDICATES = {"on": 2, "in": 2, "open": 1, "close": 1, "turnon": 1, "turnoff": 1}
-HAND_REACH = ((0.035, 0.11), (0.11, 0.035))  # m, the hand's half footprint (x, y) at yaw 0, 90 deg
+FLAT = 0.03  # m: a wide object lower than this (a plate) is pushed, its rim is too low to pinch
+PUSH_HEIGHT = 0.008  # m above a plate's bottom: below its floor, so the fingers press on it
+SHARED_SPREAD = 0.6  # of a region's half side: how far apart objects sharing it are put
+RIM_REACH = 0.04  # m from a plate's centre to where its rim meets fingers pushing from within
 ORDER = {"open": 0, "on": 1, "in": 1, "turnon": 1, "turnoff": 1, "close": 2}
 
 
@@ -50,13 +54,31 @@ def check_goal(goal: list[list[str]]) -> None:
             raise UnsupportedGoal(f"the scripted experts open and close drawers, not {pred}")
 
 
-def _target(env: Any, arg: str) -> tuple[np.ndarray, np.ndarray]:
-    """The box (lo, hi) a goal argument stands for: an object's; a region site's position (as a
-    flat box); else the box of the object owning the region ("basket_1_contain_region")."""
+def _spot(env: Any, obj: str, site: str) -> np.ndarray:
+    """Where in the region `site` to put `obj`'s centre [3]: its middle, or, when the goal puts
+    n objects on it (both moka pots on the burner), the i-th of n places spread over
+    `SHARED_SPREAD` of the region along the axis where `obj` is narrowest."""
+    centre = env.sim.data.get_site_xpos(site).copy()
+    sharers = [p[1] for p in env.parsed_problem["goal_state"]
+               if p[0].lower() == "on" and p[2] == site]
+    region = env.object_sites_dict.get(site)
+    if len(sharers) < 2 or obj not in sharers or region is None:
+        return centre
+    lo, hi = object_box(env.sim, obj)
+    axis = int(np.argmin((hi - lo)[:2]))
+    fraction = sharers.index(obj) / (len(sharers) - 1) * 2 - 1  # -1 .. 1
+    centre[axis] += fraction * SHARED_SPREAD * float(region.size[axis])
+    return centre
+
+
+def _target(env: Any, arg: str, obj: str) -> tuple[np.ndarray, np.ndarray]:
+    """The box (lo, hi) a goal argument stands for when `obj` goes there: an object's; a region
+    site's spot for `obj` (as a flat box); else the box of the object owning the region
+    ("basket_1_contain_region")."""
     if arg in env.objects_dict:
         return object_box(env.sim, arg)
     if arg in env.sim.model.site_names:
-        pos = env.sim.data.get_site_xpos(arg).copy()
+        pos = _spot(env, obj, arg)
         return pos, pos
     owner = next((n for n in sorted(env.objects_dict, key=len, reverse=True)
                   if arg.startswith(n + "_")), None)
@@ -70,49 +92,19 @@ def _neighbours(env: Any, obj: str) -> np.ndarray:
     return geom_boxes(env.sim, collision_geoms(env.sim, exclude=(obj, "robot0", "gripper0")))
 
 
-def _grasp(lo: np.ndarray, hi: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """(offset of the grasp point from the object's centre [3], gripper yaw, whether the hand's
-    way down is clear) for an object at box (lo, hi) among the boxes [n, 2, 3] around it (its
-    neighbours; in staging, also the space a drawer will fill once opened).
-    Narrow objects: the centre. Wide ones (bowls): a rim point, the first of +y, -y, +x, -x where
-    the hand's footprint is clear of every geom reaching above the grasp height (an open drawer
-    beside the bowl, the cabinet's top over a bowl in a drawer); if none is, the rim point farthest
-    from inside any such geom's footprint. Rim points on the x sides turn the gripper by 90 deg."""
-    half = (hi - lo) / 2
-    rims = [(np.array([0.0, half[1] - 0.01, 0.0]), 0.0),  # +y first: no turn needed
-            (np.array([0.0, 0.01 - half[1], 0.0]), 0.0),
-            (np.array([half[0] - 0.01, 0.0, 0.0]), np.pi / 2),
-            (np.array([0.01 - half[0], 0.0, 0.0]), np.pi / 2)]
-    centre = (lo + hi) / 2
-    above = boxes[(boxes[:, 1, 2] > hi[2] - 0.02) & (boxes[:, 0, 2] < hi[2] + 0.15)]
-
-    def depth_under(point: np.ndarray, reach: tuple[float, float] = (0.0, 0.0)) -> float:
-        """How far a rectangle of half sides `reach` at `point` is inside the deepest footprint."""
-        if not len(above):
-            return -1.0
-        inside = np.minimum.reduce([point[0] + reach[0] - above[:, 0, 0],
-                                    above[:, 1, 0] - point[0] + reach[0],
-                                    point[1] + reach[1] - above[:, 0, 1],
-                                    above[:, 1, 1] - point[1] + reach[1]])
-        return float(inside.max())
-
-    if 2 * half[1] <= GRIPPER_SPAN:
-        return np.zeros(3), 0.0, depth_under(centre, HAND_REACH[0]) <= 0
-    clear = [r for r in rims if depth_under(centre + r[0], HAND_REACH[r[1] > 0]) <= 0]
-    if clear:
-        return *clear[0], True
-    if depth_under(centre + rims[0][0]) <= 0:  # the +y rim is clear
-        return *rims[0], False
-    return *min(rims, key=lambda r: depth_under(centre + r[0])), False
-
-
 def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> list[Phase]:
     """The phases that move `obj` onto the box (tlo, thi) of its target (robosuite env `env`)."""
     lo, hi = object_box(env.sim, obj)
-    offset, yaw, _ = _grasp(lo, hi, _neighbours(env, obj))
-    grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
     centre = (lo + hi) / 2
-    grasp = np.array([centre[0], centre[1], grasp_z]) + offset
+    handle = handle_grasp(env.sim, obj)
+    if handle is not None:
+        grasp, yaw = handle
+        offset = np.r_[grasp[:2] - centre[:2], 0.0]
+        grasp_z = grasp[2]
+    else:
+        offset, yaw, _ = rim_grasp(lo, hi, _neighbours(env, obj))
+        grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
+        grasp = np.array([centre[0], centre[1], grasp_z]) + offset
     place_centre = (tlo + thi) / 2
     place = np.array([place_centre[0], place_centre[1], thi[2] + grasp_z - lo[2] + 0.02]) + offset
     high = max(hi[2], thi[2]) + 0.12  # carry height: clear of everything on the table
@@ -126,6 +118,25 @@ def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> lis
             Phase("retreat", np.r_[place[:2], high], OPEN, tol=0.02, yaw=yaw)]
 
 
+def push_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> list[Phase]:
+    """Push the flat object `obj` (a plate) along the table until its centre is over the middle
+    of the box (tlo, thi): closed fingers come down on its floor and push the inside of its rim
+    ahead of them. From outside, the hand would need room behind the object, where a cabinet
+    may stand; inside, only the fingers go below the rim's top. The hand's narrow side leads
+    (turned 90 deg for a push mostly along y)."""
+    lo, hi = object_box(env.sim, obj)
+    centre, goal = (lo + hi)[:2] / 2, (tlo + thi)[:2] / 2
+    way = goal - centre
+    d = way / max(float(np.linalg.norm(way)), 1e-6)
+    z, high = lo[2] + PUSH_HEIGHT, hi[2] + 0.1
+    yaw = np.pi / 2 if abs(d[1]) > abs(d[0]) else 0.0
+    start, end = centre - d * 0.01, goal + d * RIM_REACH
+    return [Phase("above", np.r_[start, high], CLOSE, yaw=yaw),
+            Phase("down", np.r_[start, z], CLOSE, tol=0.008, yaw=yaw),
+            Phase("push", np.r_[end, z], CLOSE, tol=0.01, max_steps=120, yaw=yaw),
+            Phase("retreat", np.r_[end, high], CLOSE, tol=0.02, yaw=yaw)]
+
+
 def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
     """Move `obj` aside on the table if, once the drawer `region` is open, the hand could not come
     down on it: to the nearest spot (along the drawer's pull first) where it could and that no
@@ -135,7 +146,7 @@ def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
     lo, hi = object_box(env.sim, obj)
     boxes = _neighbours(env, obj)
     around = np.concatenate([boxes, opened[None]])
-    if _grasp(lo, hi, around)[2]:
+    if rim_grasp(lo, hi, around)[2]:
         return []
     standing = boxes[(boxes[:, 1, 2] > lo[2] + 0.01) & (boxes[:, 0, 2] < hi[2])]  # at its height
     turns = [0, 1, -1, 2, -2, 3, -3]  # eighths of a turn away from the pull
@@ -145,7 +156,7 @@ def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
         slo, shi = lo + np.r_[shift, 0.0], hi + np.r_[shift, 0.0]
         free = not np.any(np.all((standing[:, 0, :2] < shi[:2] + 0.01)
                                  & (standing[:, 1, :2] > slo[:2] - 0.01), axis=1))
-        if free and _grasp(slo, shi, around)[2]:
+        if free and rim_grasp(slo, shi, around)[2]:
             spot = np.r_[(slo[:2] + shi[:2]) / 2, lo[2]]
             return pick_place_plan(env, obj, spot, spot)
     return []  # nowhere better: try from where it is
@@ -172,7 +183,11 @@ def plan(env: Any, pred: list[str]) -> list[Phase]:
     if name == "stage":
         return staging_plan(env, pred[1], pred[2])
     if name in ("on", "in"):
-        return pick_place_plan(env, pred[1], *_target(env, pred[2]))
+        lo, hi = object_box(env.sim, pred[1])
+        flat = hi[2] - lo[2] < FLAT and min(hi[:2] - lo[:2]) > GRIPPER_SPAN
+        if name == "on" and flat and pred[2] in env.sim.model.site_names:  # onto a table region
+            return push_plan(env, pred[1], *_target(env, pred[2], pred[1]))
+        return pick_place_plan(env, pred[1], *_target(env, pred[2], pred[1]))
     if name in ("open", "close"):
         return drawer_plan(env, pred[1], open_it=name == "open")
     return knob_plan(env, pred[1], turn_on=name == "turnon")
