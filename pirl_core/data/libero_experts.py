@@ -40,6 +40,7 @@ FLAT = 0.03  # m: a wide object lower than this (a plate) is pushed, its rim is 
 PUSH_HEIGHT = 0.008  # m above a plate's bottom: below its floor, so the fingers press on it
 SHARED_SPREAD = 0.6  # of a region's half side: how far apart objects sharing it are put
 RIM_REACH = 0.04  # m from a plate's centre to where its rim meets fingers pushing from within
+STALL_STEPS, STALL_DIST = 8, 0.002  # a phase ends once the site moved < 2 mm in 8 steps
 ORDER = {"open": 0, "on": 1, "in": 1, "turnon": 1, "turnoff": 1, "close": 2}
 
 
@@ -57,15 +58,15 @@ def check_goal(goal: list[list[str]]) -> None:
 def _spot(env: Any, obj: str, site: str) -> np.ndarray:
     """Where in the region `site` to put `obj`'s centre [3]: its middle, or, when the goal puts
     n objects on it (both moka pots on the burner), the i-th of n places spread over
-    `SHARED_SPREAD` of the region along the axis where `obj` is narrowest."""
+    `SHARED_SPREAD` of the region along the axis where the widest of them is narrowest."""
     centre = env.sim.data.get_site_xpos(site).copy()
     sharers = [p[1] for p in env.parsed_problem["goal_state"]
                if p[0].lower() == "on" and p[2] == site]
     region = env.object_sites_dict.get(site)
     if len(sharers) < 2 or obj not in sharers or region is None:
         return centre
-    lo, hi = object_box(env.sim, obj)
-    axis = int(np.argmin((hi - lo)[:2]))
+    sizes = [np.subtract(*object_box(env.sim, o)[::-1])[:2] for o in sharers]
+    axis = int(np.argmin(np.max(sizes, axis=0)))  # one axis for all, or they could meet
     fraction = sharers.index(obj) / (len(sharers) - 1) * 2 - 1  # -1 .. 1
     centre[axis] += fraction * SHARED_SPREAD * float(region.size[axis])
     return centre
@@ -96,18 +97,26 @@ def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> lis
     """The phases that move `obj` onto the box (tlo, thi) of its target (robosuite env `env`)."""
     lo, hi = object_box(env.sim, obj)
     centre = (lo + hi) / 2
+    boxes = _neighbours(env, obj)
     handle = handle_grasp(env.sim, obj)
     if handle is not None:
         grasp, yaw = handle
         offset = np.r_[grasp[:2] - centre[:2], 0.0]
         grasp_z = grasp[2]
     else:
-        offset, yaw, _ = rim_grasp(lo, hi, _neighbours(env, obj))
+        offset, yaw, _ = rim_grasp(lo, hi, boxes)
         grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
         grasp = np.array([centre[0], centre[1], grasp_z]) + offset
     place_centre = (tlo + thi) / 2
     place = np.array([place_centre[0], place_centre[1], thi[2] + grasp_z - lo[2] + 0.02]) + offset
-    high = max(hi[2], thi[2]) + 0.12  # carry height: clear of everything on the table
+    # carry height: clear of everything on the table, and the object's bottom clear of what
+    # already stands where it goes (the first moka pot, when the second comes)
+    shift = place_centre[:2] - centre[:2]
+    under = boxes[np.all((boxes[:, 0, :2] < hi[:2] + shift) & (boxes[:, 1, :2] > lo[:2] + shift), 1)
+                  & (boxes[:, 0, 2] > thi[2] - 0.01)]
+    high = max(hi[2], thi[2]) + 0.12
+    if len(under):
+        high = max(high, under[:, 1, 2].max() + grasp_z - lo[2] + 0.03)
     return [Phase("above", np.r_[grasp[:2], high], OPEN, yaw=yaw),
             Phase("down", grasp, OPEN, tol=0.006, yaw=yaw),
             Phase("close", None, CLOSE, max_steps=15, yaw=yaw),
@@ -204,6 +213,7 @@ class LiberoExpert:
         self.home = task.sim_obs["robot0_eef_pos"].copy()
         self.phases: list[Phase] = []
         self.phase, self.steps_in_phase = 0, 0
+        self.trace: list[np.ndarray] = []  # site positions [3] in the current phase
         self._next_goal()
 
     def _next_goal(self) -> None:
@@ -229,19 +239,30 @@ class LiberoExpert:
         err = goal * Rotation.from_quat(self.task.sim_obs["robot0_eef_quat"]).inv()
         return np.clip(err.as_rotvec() / 0.5 * ROT_GAIN, -1, 1)
 
+    def _stalled(self) -> bool:
+        """The site has not moved for `STALL_STEPS` steps toward a target it has not reached (the
+        fingers rest on a rim, a drawer is at its stop): waiting for `max_steps` would only
+        spend the episode."""
+        return (len(self.trace) >= STALL_STEPS
+                and float(np.linalg.norm(self.trace[-1] - self.trace[-STALL_STEPS])) < STALL_DIST)
+
     @property
     def done(self) -> bool:
         return self.phase >= len(self.phases) and not self.goals
 
     def act(self) -> np.ndarray:
         """The next action [7]; holds still (gripper open) once every phase is done."""
+        pos = self.task.sim_obs["robot0_eef_pos"].copy()
         while self.phase < len(self.phases):
             p = self.phases[self.phase]
-            err = None if p.target is None else p.target - self.task.sim_obs["robot0_eef_pos"]
-            finished = self.steps_in_phase >= p.max_steps or (
-                err is not None and float(np.linalg.norm(err)) < p.tol)
+            if self.steps_in_phase == 0:
+                self.trace = []
+            err = None if p.target is None else p.target - pos
+            finished = self.steps_in_phase >= p.max_steps or (err is not None and (
+                float(np.linalg.norm(err)) < p.tol or self._stalled()))
             if not finished:
                 self.steps_in_phase += 1
+                self.trace.append(pos)
                 move = np.zeros(3) if err is None else np.clip(err / 0.05 * POS_GAIN, -1, 1)
                 return np.r_[move, self._turn(p), p.gripper].astype(np.float32)
             self.phase, self.steps_in_phase = self.phase + 1, 0
