@@ -104,7 +104,8 @@ class PPOConfig:
     anneal_lr: Literal["constant", "cosine"] = "constant"
     """Learning-rate schedule over the run (num_iterations, or total_timesteps when set)."""
     norm_adv: bool = True
-    """Normalise advantages per minibatch."""
+    """Normalise advantages per minibatch (PPO's GAE advantages; GRPO's are normalised within
+    their groups and used as they are)."""
     ref_kl_coef: float = 0.0
     """Weight of a KL penalty to the policy RL started from (the SFT policy), summed over the
     replayed stochastic transitions; 0 turns it off. Not in the paper: a guard against the drift

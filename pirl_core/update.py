@@ -76,7 +76,10 @@ def minibatch_loss(agent: Agent, mb: Batch, cfg: PPOConfig, use_critic: bool = T
     advantages come from group returns."""
     means, stds = agent.replay(mb.cache, mb.state, mb.chain, mb.obs)
     new_lp = chain_logprob(mb.chain, means, stds, agent.sampler)
-    adv = normalize_advantages(mb.advantages) if cfg.norm_adv else mb.advantages
+    # GRPO's advantages are normalised within their groups already (paper Eq. 17); normalising
+    # the minibatch again would move the zero of equal-outcome groups (their rows are most of a
+    # batch, failures run longest) and reinforce, e.g., groups where every rollout failed
+    adv = normalize_advantages(mb.advantages) if cfg.norm_adv and use_critic else mb.advantages
     new_lp, old_lp, adv = per_decision(new_lp, mb.logprobs, adv, mb.chain.stochastic)
     pg_loss, metrics = ppo_policy_loss(new_lp, old_lp, adv, cfg.clip_coef)
     entropy = None

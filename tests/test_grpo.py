@@ -41,3 +41,31 @@ def test_broadcast_over_trajectory() -> None:
     assert torch.equal(broadcast_over_trajectory(adv, ids), expected)
     with pytest.raises(ValueError, match="episode_ids"):
         broadcast_over_trajectory(adv, torch.tensor([[-1, 0]]))
+
+
+def test_group_advantages_are_not_normalised_again_in_the_update() -> None:
+    """GRPO's loss uses the group advantages as they are: with norm_adv on, a batch whose
+    advantages have a non-zero mean (failures run longer than successes) gives the same loss as
+    with it off, and the rows of an equal-outcome group (advantage 0) carry no gradient. The
+    PPO path (use_critic) still normalises."""
+    from pirl_core.config import PPOConfig, SamplerConfig
+    from pirl_core.policies.base import Observation
+    from pirl_core.rollout import batch_from_steps
+    from pirl_core.update import minibatch_loss
+    from tests.helpers import tiny_agent
+
+    agent = tiny_agent(SamplerConfig(method="flow_noise", num_steps=3, mdp="one_layer"))
+    gen = torch.Generator().manual_seed(0)
+    obs = Observation(torch.zeros(6, 64, 64, 3, dtype=torch.uint8), torch.zeros(6, 4),
+                      ("reach the goal",) * 6)
+    adv = torch.tensor([1.0, -1.0, -1.0, -1.0, 0.0, 0.0])
+    mb = batch_from_steps([agent.act(obs, gen)], adv, adv)
+    losses = {norm: minibatch_loss(agent, mb, PPOConfig(norm_adv=norm, ent_coef=0.0), False)[0]
+              for norm in (True, False)}
+    assert torch.equal(losses[True], losses[False])
+    zero_rows = batch_from_steps([agent.act(obs, gen)], torch.zeros(6), torch.zeros(6))
+    loss, _ = minibatch_loss(agent, zero_rows, PPOConfig(ent_coef=0.0), False)
+    assert float(loss) == 0.0
+    ppo = [minibatch_loss(agent, mb, PPOConfig(norm_adv=norm, ent_coef=0.0), True)[0]
+           for norm in (True, False)]
+    assert not torch.equal(ppo[0], ppo[1])
