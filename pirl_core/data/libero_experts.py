@@ -31,7 +31,7 @@ from scipy.spatial.transform import Rotation
 from pirl_core.data.libero_articulated import drawer_plan, is_drawer, knob_plan, swept_box
 from pirl_core.data.libero_geometry import (
     CLOSE, GRIPPER_SPAN, OPEN, POS_GAIN, ROT_GAIN, Phase, UnsupportedGoal, collision_geoms,
-    geom_boxes, object_box,
+    geom_boxes, object_box, overlapping,
 )
 from pirl_core.data.libero_grasps import handle_grasp, rim_grasp
 
@@ -65,7 +65,7 @@ def _spot(env: Any, obj: str, site: str) -> np.ndarray:
     region = env.object_sites_dict.get(site)
     if len(sharers) < 2 or obj not in sharers or region is None:
         return centre
-    sizes = [np.subtract(*object_box(env.sim, o)[::-1])[:2] for o in sharers]
+    sizes = [(hi - lo)[:2] for lo, hi in (object_box(env.sim, o) for o in sharers)]
     axis = int(np.argmin(np.max(sizes, axis=0)))  # one axis for all, or they could meet
     fraction = sharers.index(obj) / (len(sharers) - 1) * 2 - 1  # -1 .. 1
     centre[axis] += fraction * SHARED_SPREAD * float(region.size[axis])
@@ -111,9 +111,8 @@ def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> lis
     place = np.array([place_centre[0], place_centre[1], thi[2] + grasp_z - lo[2] + 0.02]) + offset
     # carry height: clear of everything on the table, and the object's bottom clear of what
     # already stands where it goes (the first moka pot, when the second comes)
-    shift = place_centre[:2] - centre[:2]
-    under = boxes[np.all((boxes[:, 0, :2] < hi[:2] + shift) & (boxes[:, 1, :2] > lo[:2] + shift), 1)
-                  & (boxes[:, 0, 2] > thi[2] - 0.01)]
+    shift = np.r_[place_centre[:2] - centre[:2], 0.0]
+    under = boxes[overlapping(boxes, lo + shift, hi + shift) & (boxes[:, 0, 2] > thi[2] - 0.01)]
     high = max(hi[2], thi[2]) + 0.12
     if len(under):
         high = max(high, under[:, 1, 2].max() + grasp_z - lo[2] + 0.03)
@@ -163,9 +162,7 @@ def staging_plan(env: Any, obj: str, region: str) -> list[Phase]:
               for dist in (0.06, 0.09, 0.12, 0.15, 0.18) for a in np.array(turns) * np.pi / 4]
     for shift in shifts:
         slo, shi = lo + np.r_[shift, 0.0], hi + np.r_[shift, 0.0]
-        free = not np.any(np.all((standing[:, 0, :2] < shi[:2] + 0.01)
-                                 & (standing[:, 1, :2] > slo[:2] - 0.01), axis=1))
-        if free and rim_grasp(slo, shi, around)[2]:
+        if not overlapping(standing, slo, shi, 0.01).any() and rim_grasp(slo, shi, around)[2]:
             spot = np.r_[(slo[:2] + shi[:2]) / 2, lo[2]]
             return pick_place_plan(env, obj, spot, spot)
     return []  # nowhere better: try from where it is

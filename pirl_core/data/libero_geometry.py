@@ -61,6 +61,13 @@ def enclosing(boxes: np.ndarray) -> np.ndarray:
     return np.stack([boxes[:, 0].min(0), boxes[:, 1].max(0)])
 
 
+def overlapping(boxes: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float = 0.0
+                ) -> np.ndarray:
+    """Mask [n] of the boxes [n, 2, 3] whose footprint (x, y) meets the rectangle from `lo` to
+    `hi` grown by `margin` on every side."""
+    return np.all((boxes[:, 0, :2] < hi[:2] + margin) & (boxes[:, 1, :2] > lo[:2] - margin), axis=1)
+
+
 def object_box(sim: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """World-frame bounding box (lo [3], hi [3]) of the collision geoms of object `name`."""
     geoms = collision_geoms(sim, name)
