@@ -5,7 +5,8 @@ expert made six hours of MetaWorld RL look out of date. Here a stage depends on 
 closure of its notebook: every pirl_core module reached by `import` statements, at module level
 or inside functions, plus the data files those modules name. One exception keeps the closure
 per benchmark: the factory picks a simulator or a model family with imports inside functions,
-and such an import of another benchmark's or family's modules is not followed.
+and such an import of another benchmark's or family's modules is not followed; nor is one of the
+demo recorders and scripted experts, except in stages that record demos.
 
     python -m pirl_core.pipeline_deps            # exit 1 and list the stages whose deps differ
     python -m pirl_core.pipeline_deps --write    # rewrite those deps in dvc.yaml
@@ -42,6 +43,10 @@ FAMILY_MODULES = {
     "gr00t": ("policies/gr00t.py",),
 }
 FAMILY_OF_STAGE = {"vlm_lora": ("pi0",)}  # the models stage's pi0 checkpoint
+# the demo recorders and scripted experts: only the stages whose notebook records demos use them
+RECORDER_MODULES = ("data/demos.py", "data/maniskill_demos.py", "data/libero_demos.py",
+                    "data/libero_experts.py", "data/libero_geometry.py", "data/libero_grasps.py",
+                    "data/libero_articulated.py")
 
 
 def _module_file(root: Path, dotted: str) -> Path | None:
@@ -83,18 +88,21 @@ def _with_parents(root: Path, path: Path) -> set[Path]:
     return files
 
 
-def _excluded(root: Path, benchmarks: set[str], families: set[str]) -> set[Path]:
-    """Modules of the other benchmarks and model families (not followed from lazy imports)."""
+def _excluded(root: Path, benchmarks: set[str], families: set[str],
+              records: bool) -> set[Path]:
+    """Modules of the other benchmarks and model families, and the demo recorders unless the
+    stage records demos: lazy imports of these are not followed."""
     other = [m for b, mods in BENCHMARK_MODULES.items() if b not in benchmarks for m in mods]
     other += [m for f, mods in FAMILY_MODULES.items() if f not in families for m in mods]
+    other += [] if records else list(RECORDER_MODULES)
     return {root / m for m in other}
 
 
 def import_closure(sources: list[str], root: Path, benchmarks: set[str],
                    families: set[str]) -> set[Path]:
     """Every pirl_core file that sources reach: modules, and the data files that they or the
-    sources name (as a quoted file name)."""
-    excluded = _excluded(root, benchmarks, families)
+    sources name (as a quoted file name). A source calling `record_demos(` records demos."""
+    excluded = _excluded(root, benchmarks, families, any("record_demos(" in s for s in sources))
     seen: set[Path] = set()
     pending = [(ast.parse(src), False) for src in sources]
     while pending:

@@ -18,6 +18,9 @@ def test_each_benchmark_stage_depends_on_its_own_simulator_only():
     assert not any("libero" in d or "maniskill" in d for d in deps["rl"])
     assert "pirl_core/data/libero_experts.py" in deps["libero_demos"]
     assert "pirl_core/envs/metaworld.py" not in deps["libero_rl"]
+    # the scripted experts only matter where demos are recorded
+    assert "pirl_core/data/libero_experts.py" not in deps["libero_sft"]
+    assert "pirl_core/envs/libero.py" in deps["libero_sft"]
     assert "pirl_core/envs/maniskill.py" in deps["maniskill_rl"]
     # the models matrix builds every family; the small-VLA stages never build pi0
     assert "pirl_core/policies/" in deps["models"]
