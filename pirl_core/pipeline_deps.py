@@ -12,10 +12,10 @@ demo recorders and scripted experts, except in stages that record demos.
     python -m pirl_core.pipeline_deps --write    # rewrite those deps in dvc.yaml
 
 A stage's benchmarks are its `-p benchmark`, else the `benchmark="..."` literals of its notebook,
-else the params file's `env.benchmark`; its model families its `-p family` / matrix `family`,
-else `policy.name` (`FAMILY_OF_STAGE` for stages whose family comes from a checkpoint).
-Changing either in params.yaml changes the deps: rerun the command then
-(tests/test_pipeline_deps.py fails until it is).
+else every preset's `env.benchmark` (a preset switch is one key); its model families its
+`-p family` / matrix `family`, else every preset's `policy.name` (`FAMILY_OF_STAGE` for stages
+whose family comes from a checkpoint). Changing either in params/ changes the deps: rerun the
+command then (tests/test_pipeline_deps.py fails until it is).
 """
 
 from __future__ import annotations
@@ -131,21 +131,32 @@ def notebook_sources(path: Path) -> list[str]:
     return out
 
 
-def _stage_choices(name: str, stage: dict, notebook: list[str], benchmark: str,
-                   family: str) -> tuple[set[str], set[str]]:
+def _preset_choices(repo: Path, params_path: str) -> tuple[set[str], set[str]]:
+    """The `env.benchmark` and `policy.name` values over every preset in params/: a stage that
+    takes them from the params runs any of them after a one-key preset switch."""
+    from pirl_core.config import load_config
+
+    cfgs = [load_config(repo / params_path, preset=p.stem)
+            for p in sorted((repo / "params").glob("*.yaml"))]
+    return {c.env.benchmark for c in cfgs}, {c.policy.name for c in cfgs}
+
+
+def _stage_choices(name: str, stage: dict, notebook: list[str], benchmarks: set[str],
+                   families: set[str]) -> tuple[set[str], set[str]]:
     """(benchmarks, model families) of one dvc.yaml stage: its cmd's `-p benchmark` / `-p family`
-    (a matrix's families), else the notebook's `benchmark="..."` literals, else the params."""
+    (a matrix's families), else the notebook's `benchmark="..."` literals, else the presets'."""
     cmd = (stage.get("do") or stage)["cmd"]
     bench = re.search(r"-p benchmark (\w+)", cmd)
     literals = set(re.findall(r'benchmark="(\w+)"', "\n".join(notebook)))
-    benchmarks = {bench.group(1)} if bench else (literals or {benchmark})
+    if bench or literals:
+        benchmarks = {bench.group(1)} if bench else literals
     fam = re.search(r"-p family (\S+)", cmd)
     if fam and fam.group(1) == "${item.family}":
         families = set(stage["matrix"]["family"])
     elif fam:
         families = {fam.group(1)}
-    else:
-        families = set(FAMILY_OF_STAGE.get(name, (family,)))
+    elif name in FAMILY_OF_STAGE:
+        families = set(FAMILY_OF_STAGE[name])
     return benchmarks, families
 
 
@@ -163,9 +174,7 @@ def _as_deps(files: set[Path], repo: Path) -> list[str]:
 
 def stage_deps(repo: Path, params_path: str = "params.yaml") -> dict[str, list[str]]:
     """Stage name -> the pirl_core deps it should list, for every notebook stage of dvc.yaml."""
-    from pirl_core.config import load_config
-
-    cfg = load_config(repo / params_path)
+    presets = _preset_choices(repo, params_path)
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in stages.items():
@@ -174,8 +183,7 @@ def stage_deps(repo: Path, params_path: str = "params.yaml") -> dict[str, list[s
         if notebook is None:
             continue
         sources = notebook_sources(repo / notebook.group(0))
-        benchmarks, families = _stage_choices(name, stage, sources, cfg.env.benchmark,
-                                              cfg.policy.name)
+        benchmarks, families = _stage_choices(name, stage, sources, *presets)
         files = import_closure(sources, repo / PACKAGE, benchmarks, families)
         out[name] = _as_deps(files, repo)
     return out

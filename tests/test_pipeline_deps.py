@@ -15,16 +15,18 @@ def test_dvc_yaml_deps_match_the_import_closures():
 def test_each_benchmark_stage_depends_on_its_own_simulator_only():
     deps = stage_deps(REPO)
     assert "pirl_core/envs/metaworld.py" in deps["rl"]
-    assert not any("libero" in d or "maniskill" in d for d in deps["rl"])
+    assert "pirl_core/envs/libero.py" in deps["rl"]  # the paper preset's env.benchmark
+    assert not any("maniskill" in d or "data/libero" in d for d in deps["rl"])
     assert "pirl_core/data/libero_experts.py" in deps["libero_demos"]
     assert "pirl_core/envs/metaworld.py" not in deps["libero_rl"]
     # the scripted experts only matter where demos are recorded
     assert "pirl_core/data/libero_experts.py" not in deps["libero_sft"]
     assert "pirl_core/envs/libero.py" in deps["libero_sft"]
     assert "pirl_core/envs/maniskill.py" in deps["maniskill_rl"]
-    # the models matrix builds every family; the small-VLA stages never build pi0
+    # the models matrix builds every family; the main stages the presets' (small; paper: pi0)
     assert "pirl_core/policies/" in deps["models"]
-    assert "pirl_core/policies/pi0.py" not in deps["rl"]
+    assert "pirl_core/policies/pi0.py" in deps["rl"]
+    assert "pirl_core/policies/pi05.py" not in deps["rl"]
     assert "pirl_core/data/paper_numbers.yaml" in deps["libero"]  # named by the notebook
 
 
