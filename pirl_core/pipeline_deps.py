@@ -58,8 +58,9 @@ def _module_file(root: Path, dotted: str) -> Path | None:
     return None
 
 
-def _imported_names(tree: ast.AST) -> list[tuple[str, bool]]:
-    """(dotted module name, imported inside a function) for each pirl_core import in tree."""
+def _imported_names(tree: ast.AST, package: str) -> list[tuple[str, bool]]:
+    """(dotted module name, imported inside a function) for each pirl_core import in tree;
+    `package` is the tree's own package, against which relative imports resolve."""
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
@@ -67,14 +68,21 @@ def _imported_names(tree: ast.AST) -> list[tuple[str, bool]]:
             lazy = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             if isinstance(child, ast.Import):
                 found.extend((a.name, in_function) for a in child.names)
-            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
-                found.append((child.module, in_function))
+            elif isinstance(child, ast.ImportFrom):
+                parts = package.split(".")[:len(package.split(".")) - child.level + 1]
+                module = ".".join((parts if child.level else []) + [child.module or ""]).strip(".")
+                found.append((module, in_function))
                 # `from pirl_core.data import demos` imports the submodule demos
-                found.extend((f"{child.module}.{a.name}", in_function) for a in child.names)
+                found.extend((f"{module}.{a.name}", in_function) for a in child.names)
             visit(child, lazy)
 
     visit(tree, False)
     return [(name, lazy) for name, lazy in found if name.split(".")[0] == PACKAGE]
+
+
+def _package_of(root: Path, path: Path) -> str:
+    """The dotted package a module file belongs to (a package's __init__ is its own)."""
+    return ".".join(path.relative_to(root.parent).parent.parts)
 
 
 def _with_parents(root: Path, path: Path) -> set[Path]:
@@ -104,16 +112,16 @@ def import_closure(sources: list[str], root: Path, benchmarks: set[str],
     sources name (as a quoted file name). A source calling `record_demos(` records demos."""
     excluded = _excluded(root, benchmarks, families, any("record_demos(" in s for s in sources))
     seen: set[Path] = set()
-    pending = [(ast.parse(src), False) for src in sources]
+    pending = [(ast.parse(src), "") for src in sources]
     while pending:
-        tree, _ = pending.pop()
-        for name, lazy in _imported_names(tree):
+        tree, package = pending.pop()
+        for name, lazy in _imported_names(tree, package):
             path = _module_file(root, name)
             if path is None or path in seen or (lazy and path in excluded):
                 continue
             for new in _with_parents(root, path) - seen:
                 seen.add(new)
-                pending.append((ast.parse(new.read_text()), False))
+                pending.append((ast.parse(new.read_text()), _package_of(root, new)))
     texts = "\n".join([*sources, *(p.read_text() for p in seen)])
     named = {p for p in root.rglob("*") if p.suffix in (".yaml", ".json", ".txt")
              and re.search(rf"[\"']{re.escape(p.name)}[\"']", texts)}

@@ -79,3 +79,10 @@ def test_rewrite_replaces_only_the_pirl_core_deps_in_place():
     assert "      deps:\n      - nb2.ipynb\n      - pirl_core/z.py\n      - params.yaml\n" in new
     assert rewrite_deps(new, {"a": ["pirl_core/x.py", "pirl_core/y.py"],
                               "b": ["pirl_core/z.py"]}) == (new, [])
+
+
+def test_relative_imports_resolve_against_the_module_package(tmp_path):
+    root = _package(tmp_path, {"envs/chunked.py": "from .helpers import x\nfrom .. import core\n",
+                               "envs/helpers.py": "", "core.py": ""})
+    got = import_closure(["import pirl_core.envs.chunked"], root, {"metaworld"}, {"small"})
+    assert {root / "envs/helpers.py", root / "core.py"} <= got
