@@ -1,7 +1,7 @@
 """LIBERO scripted experts and demo recording on the real simulator: the pick-and-place expert
 solves its goals, picks a reachable rim for a bowl in a drawer and a moka pot by its handle,
 pushes a plate, spreads two pots over one burner, the articulated plans turn a stove
-on and pull a drawer open, compound goals are planned in a workable order, unsupported goals are
+on, pull a drawer open and push a low one shut with a bowl inside, compound goals are planned in a workable order, unsupported goals are
 refused before anything is written, and a recorded demo replays to success."""
 
 import json
@@ -14,6 +14,7 @@ from pirl_core.data.libero_demos import IMAGE_KEYS, expert_episode, record_liber
 from pirl_core.data.libero_experts import (
     LiberoExpert, UnsupportedGoal, _spot, check_goal, ordered_goals,
 )
+from pirl_core.data.libero_articulated import DRAWER_MARGIN, _drawer, drawer_spot
 from pirl_core.data.libero_geometry import object_box
 from pirl_core.data.libero_grasps import handle_grasp
 from pirl_core.envs.libero import LiberoTask, task_goal
@@ -55,6 +56,31 @@ def test_articulated_goals_are_solved(name, steps):
     try:
         frames, ok = expert_episode(task, 0, steps)
         assert ok, f"{name}: the expert did not reach {task_goal(name)} in {steps} steps"
+    finally:
+        task.close()
+
+
+def test_bowl_goes_into_the_pulled_out_part_of_a_low_drawer_that_is_then_pushed_shut():
+    """LIBERO-10 task 3: the bottom drawer is half out, its middle under the cabinet's frame and
+    the middle drawer's handle. The bowl goes where it clears the front panel and the frame, and
+    the hand, fingers pointing partly into the drawer, pushes it shut under that handle."""
+    task = LiberoTask("libero_10/3", 32, "state")
+    try:
+        task.reset(0)
+        env = task.robosuite_env
+        region = "white_cabinet_1_bottom_region"
+        handle, direction, q, (_, shut) = _drawer(env, region)
+        face = (handle @ direction).max()  # the handle's front, along the opening direction
+        lo, hi = object_box(env.sim, "akita_black_bowl_1")
+        half = abs(hi - lo) @ abs(direction) / 2
+        along = drawer_spot(env, region, "akita_black_bowl_1") @ direction
+        # the front panel stands 3.1-4.5 cm behind the handle's front (its outer and inner face)
+        # as far out as it fits: DRAWER_MARGIN behind the panel (the region's middle was 1.2 cm
+        # further in, where lowering it, the hand met the handle of the drawer above)
+        assert along + half == pytest.approx(face - 0.045 - DRAWER_MARGIN, abs=0.002)
+        assert along - half > face - 0.031 - abs(q - shut)  # in front of where the panel shuts
+        frames, ok = expert_episode(task, 0, 400)
+        assert ok, "bowl in the bottom drawer, drawer shut"
     finally:
         task.close()
 

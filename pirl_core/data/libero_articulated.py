@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from pirl_core.data.libero_geometry import (
-    CLOSE, OPEN, Phase, UnsupportedGoal, enclosing, geom_boxes,
+    CLOSE, OPEN, Phase, UnsupportedGoal, enclosing, geom_boxes, object_box,
 )
 
 PULL_MARGIN = 0.02  # m past the open range: the joint limit ends the pull, not the controller
+DRAWER_MARGIN = 0.01  # m between an object put into a drawer and the drawer's front panel
+PUSH_TILT = 0.6  # of a quarter turn: how far the fingers point into a drawer they push shut
 PUSH_ANGLE = 0.9  # rad a knob push aims for (turn-on ranges start at 0.5, end at 2.1)
 CONTACT_FRACTION = 0.6  # where along the knob's bar (from its axis) the gripper pushes
 
@@ -108,6 +110,20 @@ def swept_box(env: Any, region: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([np.minimum(box[0], moved[0]), np.maximum(box[1], moved[1])]), direction
 
 
+def drawer_spot(env: Any, region: str, obj: str) -> np.ndarray:
+    """Where `obj`'s centre goes into the drawer `region` [3]: as far out along the drawer's axis
+    as it fits (its near side `DRAWER_MARGIN` behind the front panel). The region's middle can lie
+    under the cabinet's frame and the handle of the drawer above (LIBERO-10's bottom drawer),
+    where a bowl came down on the frame's edge and the hand met the handle."""
+    _, direction, _, _ = _drawer(env, region)
+    lo, hi = object_box(env.sim, obj)
+    site = env.sim.data.get_site_xpos(region).copy()
+    axes = env.sim.data.get_site_xmat(region)  # the region box's axes, columns [3, 3]
+    extent = float(np.abs(direction @ axes) @ env.object_sites_dict[region].size)
+    half = float(np.abs(direction) @ (hi - lo)) / 2
+    return site + direction * (extent - half - DRAWER_MARGIN)
+
+
 def _yaw_along(direction: np.ndarray) -> float:
     """Gripper yaw that closes the fingers (world y at yaw 0) along a horizontal `direction`."""
     return 0.0 if abs(direction[1]) >= abs(direction[0]) else np.pi / 2
@@ -131,15 +147,16 @@ def drawer_plan(env: Any, region: str, open_it: bool) -> list[Phase]:
                 Phase("pull", pulled, CLOSE, tol=0.01, max_steps=120, yaw=yaw, tilt=tilt),
                 Phase("release", None, OPEN, max_steps=10, yaw=yaw, tilt=tilt),
                 Phase("retreat", pulled + direction * 0.08, OPEN, tol=0.02, yaw=yaw, tilt=tilt)]
-    # closed fingers pointing down against the handle's face, push; turned so that the hand's
-    # narrow side leads (it stands 2.3 cm ahead of the fingertips, the handles ~2.5 cm out)
+    # closed fingers pointing down and partly into the drawer push the handle's face: pointing
+    # straight down, the forearm rode over the cabinet and met its top edge before a low drawer
+    # shut; pointing straight in, the hand could not get down to a low handle
     start = centre + direction * 0.03
     pushed = start - direction * (abs(q - close_q) + PULL_MARGIN)
-    flat = yaw + np.pi / 2
-    return [Phase("over the front", start + [0, 0, 0.08], CLOSE, yaw=flat, tol=0.02),
-            Phase("down", start, CLOSE, yaw=flat, tol=0.008),
-            Phase("push", pushed, CLOSE, tol=0.01, max_steps=120, yaw=flat),
-            Phase("retreat", start + [0, 0, 0.08], CLOSE, tol=0.02, yaw=flat)]
+    push_tilt = tuple(np.asarray(tilt) * PUSH_TILT)
+    return [Phase("over the front", start + [0, 0, 0.08], CLOSE, yaw=yaw, tilt=push_tilt, tol=0.02),
+            Phase("down", start, CLOSE, yaw=yaw, tilt=push_tilt, tol=0.008),
+            Phase("push", pushed, CLOSE, tol=0.01, max_steps=120, yaw=yaw, tilt=push_tilt),
+            Phase("retreat", start + [0, 0, 0.08], CLOSE, tol=0.02, yaw=yaw, tilt=push_tilt)]
 
 
 def knob_plan(env: Any, obj: str, turn_on: bool) -> list[Phase]:

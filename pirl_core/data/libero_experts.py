@@ -3,9 +3,11 @@ the BDDL goal) and drive the OSC_POSE controller; they make the few-shot SFT dem
 
 Covered goals, each predicate planned in turn from the state its predecessor left:
 - `On(obj, target)` and `In(obj, region)`: one pick-and-place (every task of LIBERO-Spatial and
-  LIBERO-Object). Into a closed drawer, the drawer is opened first. A flat object too wide to
-  grasp (a plate) is pushed onto a table region instead. Objects that the goal puts on the same
-  region (two moka pots on a burner) are spread over it.
+  LIBERO-Object). Into a closed drawer, the drawer is opened first; into a drawer, the object goes
+  as far out as it fits (`drawer_spot`). A bowl's rim is grasped where the hand clears what
+  stands around both ends of the carry. A flat object too wide to grasp (a plate) is pushed onto
+  a table region instead. Objects that the goal puts on the same region (two moka pots on a
+  burner) are spread over it.
 - `Open` / `Close` of a drawer region and `TurnOn` / `TurnOff` of a stove knob
   (`libero_articulated.py`). Doors (the microwave's) raise `UnsupportedGoal` naming them.
 Predicates already true when their turn comes are skipped; drawers open first and close last.
@@ -28,7 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from pirl_core.data.libero_articulated import drawer_plan, is_drawer, knob_plan, swept_box
+from pirl_core.data.libero_articulated import (drawer_plan, drawer_spot, is_drawer, knob_plan,
+                                                 swept_box)
 from pirl_core.data.libero_geometry import (
     CLOSE, GRIPPER_SPAN, OPEN, POS_GAIN, ROT_GAIN, Phase, UnsupportedGoal, collision_geoms,
     geom_boxes, object_box, overlapping,
@@ -79,7 +82,7 @@ def _target(env: Any, arg: str, obj: str) -> tuple[np.ndarray, np.ndarray]:
     if arg in env.objects_dict:
         return object_box(env.sim, arg)
     if arg in env.sim.model.site_names:
-        pos = _spot(env, obj, arg)
+        pos = drawer_spot(env, arg, obj) if is_drawer(env, arg) else _spot(env, obj, arg)
         return pos, pos
     owner = next((n for n in sorted(env.objects_dict, key=len, reverse=True)
                   if arg.startswith(n + "_")), None)
@@ -104,7 +107,9 @@ def pick_place_plan(env: Any, obj: str, tlo: np.ndarray, thi: np.ndarray) -> lis
         offset = np.r_[grasp[:2] - centre[:2], 0.0]
         grasp_z = grasp[2]
     else:
-        offset, yaw, _ = rim_grasp(lo, hi, boxes)
+        # the hand keeps its place on the object from pick to place: clear around both
+        to_place = np.r_[(tlo + thi)[:2] / 2 - centre[:2], thi[2] - lo[2]]
+        offset, yaw, _ = rim_grasp(lo, hi, np.concatenate([boxes, boxes - to_place]))
         grasp_z = hi[2] - 0.02 if offset.any() else max(hi[2] - 0.03, lo[2] + 0.01)
         grasp = np.array([centre[0], centre[1], grasp_z]) + offset
     place_centre = (tlo + thi) / 2
