@@ -33,6 +33,26 @@ def eval_summary(results: list[dict], report: ReportConfig, seed: int = 0) -> di
             "per_task": {t: float(v.mean()) for t, v in sorted(scores.items())}}
 
 
+def start_success(run: dict) -> float | None:
+    """An RL run's quick evaluation at env step 0, i.e. of the policy it started from (None when
+    its curve does not start there, e.g. a resumed run)."""
+    curve = run.get("curve") or []
+    return curve[0]["eval/success"] if curve and curve[0]["global_step"] == 0 else None
+
+
+def start_note(summary: dict[str, Any], methods: tuple[str, ...]) -> str:
+    """A caption sentence when `methods` did not all start from the same policy (their step-0
+    quick evaluations differ: e.g. some ran before the SFT stage was rerun), else "". Only
+    meaningful where the quick evaluation is deterministic (MetaWorld's fixed initial states)."""
+    starts = {m: summary[m].get("start_success", []) for m in methods if "mean" in summary[m]}
+    values = {round(v, 9) for vs in starts.values() for v in vs if v is not None}
+    if len(values) <= 1:
+        return ""
+    listed = ", ".join(f"{m} " + "/".join(f"{v:.3f}" for v in vs) for m, vs in starts.items())
+    return (f" The RL runs did not all start from the same policy (quick eval at env step 0: "
+            f"{listed}): compare only rows with the same start.")
+
+
 def method_summary(runs: list[dict], mode: str, report: ReportConfig) -> dict[str, Any]:
     """RL runs of one method (notebook 03's JSON) -> pooled summary + per-seed means."""
     runs = sorted(runs, key=lambda r: r["seed"])
@@ -42,7 +62,8 @@ def method_summary(runs: list[dict], mode: str, report: ReportConfig) -> dict[st
     out |= {"seeds": [r["seed"] for r in runs], "per_seed": per_seed,
             "iqm_over_seeds": float(iqm(np.asarray(per_seed))),
             "wall_minutes": [r["wall_minutes"] for r in runs],
-            "iterations": [r["iterations"] for r in runs]}
+            "iterations": [r["iterations"] for r in runs],
+            "start_success": [start_success(r) for r in runs]}
     return out
 
 

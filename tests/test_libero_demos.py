@@ -1,8 +1,9 @@
 """LIBERO scripted experts and demo recording on the real simulator: the pick-and-place expert
 solves its goals, picks a reachable rim for a bowl in a drawer and a moka pot by its handle,
 pushes a plate, spreads two pots over one burner, the articulated plans turn a stove
-on, pull a drawer open and push a low one shut with a bowl inside, compound goals are planned in a workable order, unsupported goals are
-refused before anything is written, and a recorded demo replays to success."""
+on, pull a drawer open and push a low one shut with a bowl inside, compound goals are planned in
+a workable order, unsupported goals are refused before anything is written, and a recorded demo
+replays to success."""
 
 import json
 

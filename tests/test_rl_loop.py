@@ -50,7 +50,8 @@ def test_one_iteration_ratio_one_then_policy_moves(envs, sampler, placement):
     assert len(batch) == n and batch.chain.states.shape == (n, sampler.num_steps + 1, 5, 4)
     assert batch.advantages.shape == batch.returns.shape == (n,)
     assert torch.isfinite(batch.advantages).all() and torch.isfinite(batch.logprobs).all()
-    assert stats.env_steps == n * 5 and len(stats.episode_lengths) >= 2  # 20 steps, truncation at 10
+    # 20 steps, truncation at 10
+    assert stats.env_steps == n * 5 and len(stats.episode_lengths) >= 2
 
     actor, critic = agent.trainable_parameters()
     before = [p.detach().clone() for p in actor]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pirl_core.config import ReportConfig
-from pirl_core.summary import benchmark_summary, libero_suite, regroup_per_task
+from pirl_core.summary import (benchmark_summary, libero_suite, regroup_per_task, start_note,
+                               start_success)
 
 
 def _eval(successes: dict[str, list[int]]) -> dict:
@@ -40,3 +41,25 @@ def test_libero_suites_regroup_to_the_papers_columns():
     assert libero_suite("libero_10/3") == "long" and libero_suite("libero_goal/0") == "goal"
     with pytest.raises(ValueError, match="'libero_90'"):
         libero_suite("libero_90/0")
+
+
+def _run(method: str, seed: int, start: float) -> dict:
+    return {"method": method, "seed": seed, "wall_minutes": 1.0, "iterations": 3,
+            "curve": [{"global_step": 0, "eval/success": start},
+                      {"global_step": 100, "eval/success": 1.0}],
+            "final": {"eval": _eval({"a": [1, 0]})}}
+
+
+def test_runs_that_started_from_another_policy_are_named_in_the_caption():
+    expert = {"mean_success_rate": 1.0, "success_rate": {"a": 1.0}}
+    sft = {"eval": _eval({"a": [1, 0]})}
+    same = [_run("flow_noise", 0, 0.5), _run("grpo", 0, 0.5)]
+    out = benchmark_summary(expert, sft, same, ("flow_noise", "grpo"), ReportConfig(50), 60, "")
+    assert out["grpo"]["start_success"] == [0.5]
+    assert start_note(out, ("flow_noise", "grpo")) == ""
+    mixed = same + [_run("grpo", 1, 0.25)]
+    out = benchmark_summary(expert, sft, mixed, ("flow_noise", "grpo"), ReportConfig(50), 60, "")
+    note = start_note(out, ("flow_noise", "grpo"))
+    assert "flow_noise 0.500" in note and "grpo 0.500/0.250" in note
+    resumed = {"curve": [{"global_step": 2400, "eval/success": 0.5}]}
+    assert start_success(resumed) is None and start_success({}) is None
