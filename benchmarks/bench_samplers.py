@@ -50,7 +50,9 @@ def _time(fn, repeats: int) -> float:
 def bench_case(model, head, ctx, method, schedule, mdp, k, repeats) -> dict:
     cfg = SamplerConfig(method=method, num_steps=k, schedule=schedule, mdp=mdp,
                         window_start=0, window_size=max(1, k // 2))
-    noise_fn = (lambda x, tau, c, f: head(f, tau).view(-1, *SHAPE)) if method == "flow_noise" else None
+    noise_fn = None
+    if method == "flow_noise":
+        noise_fn = lambda x, tau, c, f: head(f, tau).view(-1, *SHAPE)  # noqa: E731
     gen = torch.Generator().manual_seed(0)
     chain = sample_chain(model, ctx, cfg, BATCH, SHAPE, gen, noise_std_fn=noise_fn)
 
