@@ -48,7 +48,8 @@ def start_note(summary: dict[str, Any], methods: tuple[str, ...]) -> str:
     values = {round(v, 9) for vs in starts.values() for v in vs if v is not None}
     if len(values) <= 1:
         return ""
-    listed = ", ".join(f"{m} " + "/".join(f"{v:.3f}" for v in vs) for m, vs in starts.items())
+    listed = ", ".join(f"{m} " + "/".join("?" if v is None else f"{v:.3f}" for v in vs)
+                       for m, vs in starts.items())
     return (f" The RL runs did not all start from the same policy (quick eval at env step 0: "
             f"{listed}): compare only rows with the same start.")
 

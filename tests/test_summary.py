@@ -63,3 +63,5 @@ def test_runs_that_started_from_another_policy_are_named_in_the_caption():
     assert "flow_noise 0.500" in note and "grpo 0.500/0.250" in note
     resumed = {"curve": [{"global_step": 2400, "eval/success": 0.5}]}
     assert start_success(resumed) is None and start_success({}) is None
+    out["grpo"]["start_success"].append(None)  # a resumed run beside runs that started at 0
+    assert "grpo 0.500/0.250/?" in start_note(out, ("flow_noise", "grpo"))
