@@ -108,6 +108,23 @@ def _by_method(runs: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str
             for m in methods}
 
 
+def steps_note(runs: list[dict[str, Any]], methods: tuple[str, ...]) -> str:
+    """A caption sentence with the env steps each method's runs actually took: a run ends at
+    `ppo.total_timesteps` or at the wall-clock cap, whichever comes first, so the configured
+    budget alone overstates runs the cap cut (GRPO's whole-episode iterations run slower)."""
+    parts = []
+    for method, mine in _by_method(runs, methods).items():
+        if not mine:
+            continue
+        steps = [r["global_steps"] for r in mine]
+        cut = sum(bool(r.get("cut_by_budget")) for r in mine)
+        low, high = f"{min(steps) / 1e3:.0f}k", f"{max(steps) / 1e3:.0f}k"
+        span = low if low == high else f"{low}-{high}"
+        parts.append(f"{method} {span}" + (f" ({cut} of {len(mine)} cut by the time cap)"
+                                           if cut else ""))
+    return f" Env steps per run, done: {', '.join(parts)}." if parts else ""
+
+
 def plot_methods(runs: list[dict[str, Any]], methods: tuple[str, ...], key: str, ylabel: str,
                  title: str, hline: tuple[float, str] | None = None):
     """One metric against env steps for the main runs of `methods`, a line per seed (Fig. 5's
