@@ -8,6 +8,7 @@ success grows with the number of steps (or any other SFT knob) without touching 
 A checkpoint is saved at each evaluation (`--out/step<N>`). The evaluation at step N sees the
 policy after N + 1 optimizer steps (train_sft's log callback runs after the step), except at
 the last step; the training run itself is the one the SFT stage would make with these overrides.
+A row's `loss` is the mean CFM loss over the steps since the previous evaluation.
 """
 
 from __future__ import annotations
