@@ -5,9 +5,9 @@ success grows with the number of steps (or any other SFT knob) without touching 
     .venv/bin/python benchmarks/sft_variant.py --benchmark maniskill --demos data/maniskill_demos \\
         --out checkpoints/variants/maniskill_sft_12k --eval-every 3000 sft.num_steps=12000
 
-A checkpoint is saved at each evaluation (`--out/step<N>`). The evaluation at step N sees the
-policy after N + 1 optimizer steps (train_sft's log callback runs after the step), except at
-the last step; the training run itself is the one the SFT stage would make with these overrides.
+A checkpoint is saved at each evaluation (`--out/step<N>`), N the optimizer steps taken: 3001,
+6001, ... with --eval-every 3000 (train_sft's log callback fires after steps 3000, 6000, ...),
+then num_steps. The training run itself is the one the SFT stage would make with these overrides.
 A row's `loss` is the mean CFM loss over the steps since the previous evaluation.
 """
 
