@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.eval_every < 0:
+        ap.error(f"--eval-every: expected an int >= 0, got {args.eval_every}")
     torch.set_num_threads(args.threads)
     cfg = load_config(args.params, overrides=tuple(args.overrides), benchmark=args.benchmark)
     torch.manual_seed(cfg.seed)
@@ -45,10 +47,9 @@ def main() -> None:
     data = build_sft_data(read_dataset(args.demos), policy, image_keys(cfg.env), cfg.env.chunk_size)
     factory, tasks = env_factory(cfg.env), benchmark_tasks(cfg.env)
     out, rows, t0 = Path(args.out), [], time.perf_counter()
-    last = cfg.sft.num_steps - 1
+    last, every = cfg.sft.num_steps - 1, args.eval_every or cfg.sft.num_steps
 
     def evaluate(step: int, metrics: dict[str, float]) -> None:
-        every = args.eval_every or cfg.sft.num_steps
         if step == 0 or (step % every and step != last):
             return
         save_checkpoint(out / f"step{step + 1}", {"policy": policy}, meta={"stage": "sft"})
@@ -61,9 +62,8 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    log_every = args.eval_every or cfg.sft.num_steps
     train_sft(policy, data, cfg.sft, torch.Generator().manual_seed(cfg.seed), log=evaluate,
-              log_every=log_every)
+              log_every=every)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"overrides": args.overrides, "frames": len(data),
                                                   "rows": rows}, indent=1))
