@@ -25,6 +25,7 @@ from pirl_core.config import load_config
 from pirl_core.data.lerobot_format import read_dataset
 from pirl_core.evaluate import evaluate_modes
 from pirl_core.factory import benchmark_tasks, env_factory, image_keys, make_agent, make_policy
+from pirl_core.report import write_json
 from pirl_core.sft import build_sft_data, train_sft
 
 
@@ -56,17 +57,17 @@ def main() -> None:
         res = evaluate_modes(make_agent(cfg, policy), factory, tasks, cfg.eval, cfg.report,
                              cfg.eval.initial_state_seed)
         row = {"steps": step + 1, "loss": metrics["sft/loss"],
-               "train_minutes": metrics["sft/seconds"] / 60,
-               **{m: {"mean": r.mean_success, "ci": [r.ci_low, r.ci_high],
-                      "per_task": r.success_rate} for m, r in res.items()}}
+               "train_minutes": metrics["sft/seconds"] / 60}
+        for mode, r in res.items():  # the fields benchmarks/reevaluate.py keeps, to read alike
+            full = r.to_json()
+            row[mode] = {k: full[k] for k in ("mean_success", "ci_low", "ci_high", "success_rate")}
         rows.append(row)
         print(json.dumps(row), flush=True)
 
     train_sft(policy, data, cfg.sft, torch.Generator().manual_seed(cfg.seed), log=evaluate,
               log_every=every)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"overrides": args.overrides, "frames": len(data),
-                                                  "rows": rows}, indent=1))
+    write_json({"overrides": args.overrides, "frames": len(data), "rows": rows},
+               out / "results.json")
     print(f"{len(data)} frames, {(time.perf_counter() - t0) / 60:.1f} min")
 
 
