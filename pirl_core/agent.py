@@ -13,7 +13,7 @@ Shapes: B batch, K denoising steps, H actions per chunk, D action dim, F feature
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from pirl_core.config import CriticConfig, SamplerConfig
 from pirl_core.critics import ValueHead, average_over_chain
 from pirl_core.logprob import chain_logprob
 from pirl_core.nn import NoiseHead
+from pirl_core.normalize import normalizer_of
 from pirl_core.policies.base import Observation, PrefixCache, policy_noise_std, policy_velocity
 from pirl_core.samplers import Chain, ode_config, replay_transitions, sample_chain
 
@@ -95,6 +96,7 @@ class Agent(nn.Module):
             deterministic: bool = False) -> Step:
         """Encode the prefix once, sample one chunk, score it and value the state."""
         cfg = ode_config(self.sampler) if deterministic else self.sampler
+        obs = self.policy_input(obs)
         cache = self.policy.encode_prefix(obs)
         batch = obs.state.shape[0]
         chain = sample_chain(self.velocity, (cache, obs.state), cfg, batch,
@@ -105,9 +107,20 @@ class Agent(nn.Module):
         return Step(cache, obs.state, chain, logprob, self.value(critic_input), critic_input,
                     obs if self.prefix_trains else None)
 
+    def policy_input(self, obs: Observation) -> Observation:
+        """The env's observation in the policy's units: the state normalised when the policy
+        carries a normalizer (the Step, hence the learner, then only sees normalised states)."""
+        norm = normalizer_of(self.policy)
+        return obs if norm is None else replace(obs, state=norm.state(obs.state))
+
     def env_chunk(self, chain: Chain) -> np.ndarray:
-        """The [B, H, D_env] chunk the environments execute (a padded model keeps more dims)."""
-        return self.policy.env_actions(chain.actions).float().cpu().numpy()
+        """The [B, H, D_env] chunk the environments execute (a padded model keeps more dims),
+        back in env units when the chain lives in normalised ones."""
+        actions = self.policy.env_actions(chain.actions)
+        norm = normalizer_of(self.policy)
+        if norm is not None:
+            actions = norm.unnormalize_actions(actions)
+        return actions.float().cpu().numpy()
 
     def replay(self, cache: PrefixCache, state: Tensor, chain: Chain,
                obs: Observation | None = None) -> tuple[Tensor, Tensor]:

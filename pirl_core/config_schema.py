@@ -242,6 +242,10 @@ class EnvConfig:
     group_size: int = 0
     """This benchmark's GRPO group size (GRPO builds tasks x group_size envs); 0 =
     grpo.group_size, else >= 2."""
+    normalization: Literal["none", "mean_std"] = "none"
+    """Units of the policy's actions and proprio state: "mean_std" maps each dimension by the
+    SFT demos' mean and std (fitted at SFT, saved in the policy's checkpoint), as LeRobot does;
+    "none" feeds raw values (MetaWorld's actions already spread over [-1, 1])."""
 
     def __post_init__(self) -> None:
         _at_least(self, 1, "num_envs", "chunk_size", "max_episode_steps")

@@ -14,6 +14,7 @@ import torch
 from pirl_core.agent import Agent
 from pirl_core.checkpoint import load_checkpoint
 from pirl_core.config import Config, ConfigError, EnvConfig
+from pirl_core.normalize import attach_normalizer
 
 # MetaWorld's MT10: ten diverse manipulation skills (reach, push, pick-place, doors, drawers,
 # buttons, pegs, windows) that its scripted experts solve, with MT50's own task names; the standard
@@ -34,7 +35,7 @@ METAWORLD_ACTION_DIM = METAWORLD_STATE_DIM = 4
 # order); see each env module
 BENCHMARKS = {
     "metaworld": (METAWORLD_ACTION_DIM, METAWORLD_STATE_DIM, ("observation.images.corner",)),
-    "maniskill": (8, 12, ("observation.images.base_camera",)),
+    "maniskill": (8, 15, ("observation.images.base_camera",)),
     "libero": (7, 8, ("observation.images.image", "observation.images.wrist_image")),
 }
 
@@ -202,6 +203,12 @@ def record_demos(cfg: Config, root: str | Path):
 
 
 def make_policy(cfg: Config):
+    """The configured policy (random or pretrained weights), with a normalizer if asked."""
+    action_dim, state_dim, _ = BENCHMARKS[cfg.env.benchmark]
+    return attach_normalizer(_make_policy(cfg), cfg.env.normalization, action_dim, state_dim)
+
+
+def _make_policy(cfg: Config):
     action_dim, state_dim, cameras = BENCHMARKS[cfg.env.benchmark]
     if cfg.policy.name == "small":
         from pirl_core.policies.small import SmallVLA

@@ -12,7 +12,7 @@ Shapes: N frames, H chunk, D action dim, P proprio dim, C cameras, Cf h w backbo
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -23,6 +23,7 @@ from torch import Tensor
 from pirl_core.config import SFTConfig
 from pirl_core.data.lerobot_format import LeRobotData
 from pirl_core.losses import cfm_loss, interpolate, sample_tau
+from pirl_core.normalize import normalizer_of
 
 
 def action_chunks(actions: np.ndarray, chunk_size: int) -> np.ndarray:
@@ -68,6 +69,15 @@ def build_sft_data(data: LeRobotData, policy, image_keys: str | tuple[str, ...],
                    torch.cat(ep_ids))
 
 
+def normalized_data(policy, data: SFTData) -> SFTData:
+    """Fit the policy's normalizer (when it has one) on these demos; the demos in its units."""
+    norm = normalizer_of(policy)
+    if norm is None:
+        return data
+    norm.fit(data.actions, data.state)
+    return replace(data, actions=norm.actions(data.actions), state=norm.state(data.state))
+
+
 def cfm_batch_loss(policy, data: SFTData, rows: Tensor, cfg: SFTConfig,
                    generator: torch.Generator) -> Tensor:
     """CFM loss on the frames `rows` with fresh (tau, eps) from `generator`. Targets are
@@ -87,7 +97,9 @@ def cfm_batch_loss(policy, data: SFTData, rows: Tensor, cfg: SFTConfig,
 def train_sft(policy, data: SFTData, cfg: SFTConfig, generator: torch.Generator,
               log: Callable[[int, dict[str, float]], None] | None = None,
               log_every: int = 50) -> list[float]:
-    """Adam on the SFT parameters for cfg.num_steps minibatches; returns the loss per step."""
+    """Adam on the SFT parameters for cfg.num_steps minibatches; returns the loss per step.
+    A policy with a normalizer fits it on `data` first and trains in its units."""
+    data = normalized_data(policy, data)
     params = policy.configure_stage("sft")
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
     losses, t0 = [], time.perf_counter()

@@ -35,8 +35,12 @@ def test_goal_enters_the_state_only_where_the_camera_hides_it(vec):
     obs = vec.reset(seed=0)
     pick, push = vec.envs
     goal = pick.env.unwrapped.goal_site.pose.p[0].cpu().numpy()
-    np.testing.assert_allclose(obs["state"][0, 9:], goal, atol=1e-6)  # PickCube: hidden goal
-    np.testing.assert_array_equal(obs["state"][1, 9:], 0.0)  # PushCube: the target is visible
+    np.testing.assert_allclose(obs["state"][0, 12:], goal, atol=1e-6)  # PickCube: hidden goal
+    np.testing.assert_array_equal(obs["state"][1, 12:], 0.0)  # PushCube: the target is visible
+    for i, env in enumerate(vec.envs):  # both carry the gripper's TCP position
+        tcp = env.env.unwrapped.agent.tcp.pose.p[0].cpu().numpy()
+        np.testing.assert_allclose(obs["state"][i, 9:12], tcp, atol=1e-6)
+        assert np.abs(tcp).max() > 0.01
 
 
 def test_episodes_follow_their_seed():

@@ -51,7 +51,7 @@ def test_maniskill_suites_dims_and_keys():
         benchmark_tasks(ManiSkillEnvConfig(tasks=("reach-v3",)))
     cfg = load_config("params.yaml", benchmark="maniskill")
     policy = make_policy(cfg)
-    assert policy.action_shape == (cfg.env.chunk_size, 8) and policy.state_dim == 12
+    assert policy.action_shape == (cfg.env.chunk_size, 8) and policy.state_dim == 15
     assert image_key(cfg.env) == "observation.images.base_camera"
     assert image_key(EnvConfig()) == "observation.images.corner"
 

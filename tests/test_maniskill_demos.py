@@ -42,7 +42,7 @@ def test_dataset_holds_successful_replays(demos):
     ep = data.episode(0)
     t = len(ep["action"])
     assert ep[IMAGE_KEY].shape == (t, 32, 32, 3) and ep[IMAGE_KEY][0].std() > 0
-    assert ep["observation.state"].shape == (t, 12) and ep["action"].shape == (t, 8)
+    assert ep["observation.state"].shape == (t, 15) and ep["action"].shape == (t, 8)
     assert np.abs(ep["action"]).max() <= 1.0
     assert data.task_of_episode(0) == "push the blue cube onto the red and white target"
     expert = json.loads((root / "meta" / "pirl_expert.json").read_text())

@@ -34,9 +34,10 @@ def maniskill_features(image_size: int) -> dict[str, dict]:
     return {
         IMAGE_KEY: {"dtype": "image", "shape": [image_size, image_size, 3],
                     "names": ["height", "width", "channel"]},
-        "observation.state": {"dtype": "float32", "shape": [12],
+        "observation.state": {"dtype": "float32", "shape": [15],
                               "names": [f"joint_{i}" for i in range(7)]
-                              + ["finger_0", "finger_1", "goal_x", "goal_y", "goal_z"]},
+                              + ["finger_0", "finger_1", "tcp_x", "tcp_y", "tcp_z",
+                                 "goal_x", "goal_y", "goal_z"]},
         "action": {"dtype": "float32", "shape": [8],
                    "names": [f"joint_{i}_delta" for i in range(7)] + ["gripper"]},
     }

@@ -3,9 +3,10 @@ language instruction and the robot's joint state; success reward with the paper'
 
 B: envs, H: chunk length, S: image size. Observation of one env (Panda tasks):
   image       uint8 [S, S, 3]   the task's third-person camera ("base_camera"), rgb mode only
-  state       float32 [12]      joint positions (7 arm + 2 fingers) + the goal position when the
-                                task has one the camera cannot show (PickCube's goal is hidden from
-                                cameras), zeros otherwise
+  state       float32 [15]      joint positions (7 arm + 2 fingers), the gripper's TCP position
+                                (proprioception in the frame the goal lives in), and the goal
+                                position when the task has one the camera cannot show (PickCube's
+                                goal is hidden from cameras), zeros otherwise
   privileged  float32 [64]      ManiSkill's flattened "state" observation (joints, velocities, object
                                 and goal poses), zero-padded: for state-only variants, never the VLA
   instruction str
@@ -38,8 +39,8 @@ import numpy as np
 from pirl_core.envs.chunked import ChunkedVecEnv, pad_vector
 
 INSTRUCTIONS_PATH = Path(__file__).resolve().parents[1] / "data" / "maniskill_instructions.yaml"
-QPOS_DIM, GOAL_DIM, PRIVILEGED_DIM = 9, 3, 64
-STATE_DIM = QPOS_DIM + GOAL_DIM
+QPOS_DIM, TCP_DIM, GOAL_DIM, PRIVILEGED_DIM = 9, 3, 3, 64
+STATE_DIM = QPOS_DIM + TCP_DIM + GOAL_DIM
 OBS_MODES = ("rgb", "state")
 CAMERA = "base_camera"
 
@@ -147,9 +148,11 @@ def policy_obs(obs: dict, j: int, with_goal: bool) -> dict[str, np.ndarray]:
     qpos = np.asarray(obs["agent"]["qpos"][j].cpu(), np.float32)
     goal = (np.asarray(obs["extra"]["goal_pos"][j].cpu(), np.float32) if with_goal
             else np.zeros(GOAL_DIM, np.float32))
+    tcp = (np.asarray(obs["extra"]["tcp_pose"][j, :TCP_DIM].cpu(), np.float32)
+           if "tcp_pose" in obs.get("extra", {}) else np.zeros(TCP_DIM, np.float32))
     row = {k: ({kk: vv[j : j + 1] for kk, vv in v.items()} if isinstance(v, dict) else v[j : j + 1])
            for k, v in obs.items()}
-    return {"state": np.concatenate([pad_vector(qpos, QPOS_DIM), goal]),
+    return {"state": np.concatenate([pad_vector(qpos, QPOS_DIM), tcp, goal]),
             "privileged": pad_vector(_flat(row), PRIVILEGED_DIM)}
 
 
@@ -225,7 +228,7 @@ class ManiSkillVecEnv(ChunkedVecEnv):
 
     Reward per chunk: 1.0 when success is first reached in the episode, plus `grasp_reward` the
     first time the gripper holds the object (paper Sec. 5.2.2 uses 0.1 against throwing); batched
-    obs as `MetaWorldVecEnv` (image [B, S, S, 3], state [B, 12], privileged [B, 64], instruction).
+    obs as `MetaWorldVecEnv` (image [B, S, S, 3], state [B, 15], privileged [B, 64], instruction).
     """
 
     def __init__(self, tasks: list[str] | tuple[str, ...], num_envs: int, image_size: int = 64,
