@@ -236,8 +236,8 @@ def _preset_choice(arg: str | None, overrides: _Flat, base: _Flat) -> tuple[str,
 
 def select_benchmark(cfg: Config, benchmark: str) -> Config:
     """`cfg` with the env section of `benchmark`'s stages as its `env` (see BENCHMARK_SECTIONS),
-    and that section's non-zero protocol fields (demos per task, RL env steps, GRPO group size)
-    in force."""
+    and that section's non-zero protocol fields (demos per task, SFT steps, RL env steps, GRPO
+    group size) in force."""
     if benchmark not in BENCHMARK_SECTIONS:
         raise ConfigError(f"benchmark: expected one of {sorted(BENCHMARK_SECTIONS)}, "
                           f"got {benchmark!r}")
@@ -245,6 +245,8 @@ def select_benchmark(cfg: Config, benchmark: str) -> Config:
     sft, ppo = cfg.sft, cfg.ppo
     if env.num_demos_per_task:
         sft = replace(sft, num_demos_per_task=env.num_demos_per_task)
+    if env.sft_num_steps:
+        sft = replace(sft, num_steps=env.sft_num_steps)
     if env.total_timesteps:
         ppo = replace(ppo, total_timesteps=env.total_timesteps)
     grpo = replace(cfg.grpo, group_size=env.group_size) if env.group_size else cfg.grpo
