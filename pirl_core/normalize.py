@@ -2,7 +2,8 @@
 
 Why: flow matching draws A_0 ~ N(0, I) and regresses A - A_0, so an action dimension whose
 demos spread over 0.05 (ManiSkill's joint deltas: std 0.04-0.33 per joint) is a faint signal
-under unit noise, and the sampler's exploration noise is 10x the demos' own spread there.
+under unit noise, and the samplers' exploration noise (Flow-Noise: std 0.08-0.16 per
+denoising step) exceeds the demos' own spread on the least-moving joints (std 0.04-0.05).
 The policy's chain therefore lives in normalised units; the statistics come from the SFT demos,
 are fitted once at the start of SFT, and travel in the policy's checkpoint as buffers.
 
