@@ -10,15 +10,9 @@ from pirl_core.checkpoint import load_checkpoint, save_checkpoint
 from pirl_core.config import Config, ConfigError, EnvConfig, SamplerConfig, SFTConfig, load_config
 from pirl_core.factory import make_policy
 from pirl_core.normalize import Normalizer, attach_normalizer, normalizer_of
-from pirl_core.policies.base import Observation
 from pirl_core.sft import SFTData, normalized_data, train_sft
 from tests.helpers import tiny_agent
-
-
-def _obs(b: int = 3, seed: int = 0) -> Observation:
-    g = torch.Generator().manual_seed(seed)
-    return Observation(torch.randint(0, 255, (b, 64, 64, 3), dtype=torch.uint8, generator=g),
-                       torch.randn(b, 4, generator=g) * 0.1 + 0.5, ("open the door",) * b)
+from tests.test_policies_small import make_obs
 
 
 def test_fit_maps_the_demos_to_zero_mean_unit_std_and_back():
@@ -55,7 +49,7 @@ def test_config_selects_the_normalizer_and_rejects_unknown_modes(tmp_path):
 
 def test_agent_normalises_the_state_in_and_the_actions_out():
     agent = tiny_agent(SamplerConfig(method="flow_noise"))
-    obs = _obs()
+    obs = make_obs(batch=3)
     plain = agent.act(obs, torch.Generator().manual_seed(1))
     norm = attach_normalizer(agent.policy, "mean_std", 4, 4).normalizer
     norm.action_mean.fill_(0.3), norm.action_std.fill_(0.1)
