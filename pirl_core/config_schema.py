@@ -20,6 +20,7 @@ from pirl_core.config_studies import AblationConfig, ModelsConfig, ToyConfig, VL
 __all__ = ["AblationConfig", "ConfigError", "FieldError", "ToyConfig"]  # re-exported
 
 PRESET_NAME = re.compile(r"[A-Za-z0-9_-]+")
+Normalization = Literal["none", "mean_std"]  # pirl_core.normalize
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class EnvConfig:
     group_size: int = 0
     """This benchmark's GRPO group size (GRPO builds tasks x group_size envs); 0 =
     grpo.group_size, else >= 2."""
-    normalization: Literal["none", "mean_std"] = "none"
+    normalization: Normalization = "none"
     """Units of the policy's actions and proprio state: "mean_std" maps each dimension by the
     SFT demos' mean and std (fitted at SFT, saved in the policy's checkpoint), as LeRobot does;
     "none" feeds raw values (MetaWorld's actions already spread over [-1, 1])."""
@@ -290,7 +291,7 @@ class ManiSkillEnvConfig(EnvConfig):
     sft_num_steps: int = 6000
     """SFT steps (overrides sft.num_steps): at 3,000 the 50-demo SFT scored 0.14-0.18, at
     6,000 0.21-0.23 (40 episodes per task, 2026-12-07)."""
-    normalization: Literal["none", "mean_std"] = "mean_std"
+    normalization: Normalization = "mean_std"
     """Joint-delta actions spread over 0.04-0.33 per joint, far below the sampler's unit noise:
     mean/std units lifted the 6,000-step SFT from 0.21 to 0.23 and PickCube from 0 to 0.1."""
     total_timesteps: int = 120000

@@ -15,12 +15,13 @@ Shapes: N rows, H chunk, D env action dim, P state dim.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
 
-Normalization = Literal["none", "mean_std"]
+from pirl_core.config_schema import Normalization
+
 MIN_STD = 1e-3  # a constant dimension (a padded state slot) maps to 0, not to inf
 
 
@@ -63,8 +64,8 @@ class Normalizer(nn.Module):
 def attach_normalizer(policy: nn.Module, mode: Normalization, action_dim: int,
                       state_dim: int) -> nn.Module:
     """Give `policy` a `normalizer` submodule for mode "mean_std" (saved with its weights)."""
-    if mode not in ("none", "mean_std"):
-        raise ValueError(f"normalization must be 'none' or 'mean_std', got {mode!r}")
+    if mode not in get_args(Normalization):
+        raise ValueError(f"normalization must be one of {get_args(Normalization)}, got {mode!r}")
     if mode == "mean_std":
         policy.normalizer = Normalizer(action_dim, state_dim)
     return policy
