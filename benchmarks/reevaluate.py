@@ -7,9 +7,13 @@ the JSON.
 
     .venv/bin/python benchmarks/reevaluate.py --benchmark libero --method grpo \
         --sft checkpoints/libero_sft --runs checkpoints/rl_libero/grpo \
-        [--workers 2] [--out results/metrics/reeval_libero_grpo.json]
+        [--workers 2] [--out results/metrics/reeval_libero_grpo.json] [--no-sft] \
+        [eval.episodes_per_task=40 eval.modes=[eval] ...]
 
-`--runs` is the stage's run_root: every `seed*/checkpoint` under it is evaluated.
+`--runs` is the stage's run_root: every `seed*/checkpoint` under it is evaluated. Trailing
+`key=value` overrides apply to every policy's config (e.g. more episodes per task than the
+stage's protocol, for tighter CIs); `--no-sft` skips the SFT policy (already evaluated with
+another method's runs).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class EvalSpec:
     sft_checkpoint: str
     rl_checkpoint: str = ""
     """Empty: evaluate the SFT policy itself (with the method's sampler and fresh heads)."""
+    overrides: tuple[str, ...] = ()
     threads: int = 1
 
 
@@ -46,7 +51,7 @@ def evaluate_spec(spec: EvalSpec) -> dict:
                                    method_overrides)
 
     torch.set_num_threads(spec.threads)
-    cfg = load_config(spec.params_path, overrides=method_overrides(spec.method),
+    cfg = load_config(spec.params_path, overrides=method_overrides(spec.method) + spec.overrides,
                       benchmark=spec.benchmark)
     agent = make_agent(cfg, load_sft_policy(cfg, spec.sft_checkpoint))
     if spec.rl_checkpoint:
@@ -68,8 +73,9 @@ def specs_from(args: argparse.Namespace) -> list[EvalSpec]:
     if not runs:
         raise SystemExit(f"--runs {args.runs}: no seed*/checkpoint under it")
     common = dict(params_path=args.params, benchmark=args.benchmark, method=args.method,
-                  sft_checkpoint=args.sft)
-    return [EvalSpec("sft", **common)] + [
+                  sft_checkpoint=args.sft, overrides=tuple(args.overrides))
+    sft = [] if args.no_sft else [EvalSpec("sft", **common)]
+    return sft + [
         EvalSpec(f"{args.method} {p.parent.name}", rl_checkpoint=str(p), **common) for p in runs]
 
 
@@ -84,12 +90,14 @@ def main() -> None:
     ap.add_argument("--runs", required=True, help="the RL stage's run_root")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--no-sft", action="store_true", help="evaluate the RL runs only")
+    ap.add_argument("overrides", nargs="*", help="key=value config overrides for every policy")
     args = ap.parse_args()
     specs = specs_from(args)
     results = run_many(specs, args.workers, evaluate_spec)
     if args.out:
         write_json({"benchmark": args.benchmark, "method": args.method, "params": args.params,
-                    "policies": results}, args.out)
+                    "overrides": args.overrides, "policies": results}, args.out)
 
 
 if __name__ == "__main__":
