@@ -81,6 +81,7 @@ def specs_from(args: argparse.Namespace) -> list[EvalSpec]:
 
 def main() -> None:
     from pirl_core.config import load_config
+    from pirl_core.factory import method_overrides
     from pirl_core.report import write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,8 +95,9 @@ def main() -> None:
     ap.add_argument("--no-sft", action="store_true", help="evaluate the RL runs only")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides for every policy")
     args = ap.parse_args()
-    # a bad key or value fails here, naming it, before any worker starts
-    load_config(args.params, overrides=tuple(args.overrides), benchmark=args.benchmark)
+    # the config every worker builds, once here: a bad key or value is named before any starts
+    load_config(args.params, overrides=method_overrides(args.method) + tuple(args.overrides),
+                benchmark=args.benchmark)
     specs = specs_from(args)
     results = run_many(specs, args.workers, evaluate_spec)
     if args.out:
