@@ -113,7 +113,7 @@ class PPOConfig:
     that noisy small-batch updates cause (see README, "RL at mini scale")."""
     num_iterations: int = 1000
     """Rollout + update iterations (the paper's "train epochs")."""
-    total_timesteps: int | None = 480_000
+    total_timesteps: int | None = 288_000
     """Env-step budget (CleanRL's total_timesteps): training stops after the iteration that
     reaches it, whichever of this and num_iterations comes first; null: num_iterations alone.
     A step budget, unlike a wall-clock one, gives the same run on a busy or a quiet machine,

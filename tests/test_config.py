@@ -331,7 +331,7 @@ def test_benchmark_section_sets_its_protocol_fields():
                      benchmark="maniskill")
     assert ms.sft.num_demos_per_task == 7 and ms.ppo.total_timesteps == 5000
     mw = load_config(PARAMS, ["maniskill.num_demos_per_task=7"])
-    assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 480000  # env's 0: shared
+    assert mw.sft.num_demos_per_task == 2 and mw.ppo.total_timesteps == 288000  # env's 0: shared
     steps = load_config(PARAMS, ["maniskill.sft_num_steps=9"], benchmark="maniskill")
     assert steps.sft.num_steps == 9 and load_config(PARAMS).sft.num_steps == 3000
     with pytest.raises(ConfigError, match="maniskill.sft_num_steps.*-1"):

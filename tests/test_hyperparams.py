@@ -29,8 +29,8 @@ def test_both_paper_tables_are_complete_and_unknown_ones_are_named():
 
 def test_train_epochs_count_the_iterations_a_step_budget_allows():
     mini = load_config(PARAMS)
-    # 480k steps / (12 envs x 40 chunks x 5 actions) = 200 iterations, below num_iterations
-    assert ppo_iterations(mini) == 200 < mini.ppo.num_iterations
+    # 288k steps / (12 envs x 40 chunks x 5 actions) = 120 iterations, below num_iterations
+    assert ppo_iterations(mini) == 120 < mini.ppo.num_iterations
     assert ppo_iterations(load_config(PARAMS, preset="paper")) == 400  # no step budget there
 
 
@@ -43,4 +43,4 @@ def test_grpo_columns_count_its_group_episodes():
     assert by["Parallel environments"]["ppo"] == str(cfg.env.num_envs)
     assert by["Batch size (rows per minibatch)"]["grpo"] == f"<= {24 * 40 // 2}"
     assert by["Critic lr"]["grpo"] == "n/a (no critic)"
-    assert by["Train epochs (RL iterations)"]["ppo"] == "~200"
+    assert by["Train epochs (RL iterations)"]["ppo"] == "~120"
