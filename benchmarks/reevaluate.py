@@ -43,16 +43,22 @@ class EvalSpec:
     threads: int = 1
 
 
+def spec_config(spec: EvalSpec):
+    """The config a worker evaluates `spec` under: the method's sampler plus the overrides."""
+    from pirl_core.config import load_config
+    from pirl_core.factory import method_overrides
+
+    return load_config(spec.params_path, overrides=method_overrides(spec.method) + spec.overrides,
+                       benchmark=spec.benchmark)
+
+
 def evaluate_spec(spec: EvalSpec) -> dict:
     from pirl_core.checkpoint import load_checkpoint
-    from pirl_core.config import load_config
     from pirl_core.evaluate import evaluate_modes
-    from pirl_core.factory import (benchmark_tasks, env_factory, load_sft_policy, make_agent,
-                                   method_overrides)
+    from pirl_core.factory import benchmark_tasks, env_factory, load_sft_policy, make_agent
 
     torch.set_num_threads(spec.threads)
-    cfg = load_config(spec.params_path, overrides=method_overrides(spec.method) + spec.overrides,
-                      benchmark=spec.benchmark)
+    cfg = spec_config(spec)
     agent = make_agent(cfg, load_sft_policy(cfg, spec.sft_checkpoint))
     if spec.rl_checkpoint:
         load_checkpoint(spec.rl_checkpoint, {"agent": agent})
@@ -80,8 +86,6 @@ def specs_from(args: argparse.Namespace) -> list[EvalSpec]:
 
 
 def main() -> None:
-    from pirl_core.config import load_config
-    from pirl_core.factory import method_overrides
     from pirl_core.report import write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -95,10 +99,8 @@ def main() -> None:
     ap.add_argument("--no-sft", action="store_true", help="evaluate the RL runs only")
     ap.add_argument("overrides", nargs="*", help="key=value config overrides for every policy")
     args = ap.parse_args()
-    # the config every worker builds, once here: a bad key or value is named before any starts
-    load_config(args.params, overrides=method_overrides(args.method) + tuple(args.overrides),
-                benchmark=args.benchmark)
     specs = specs_from(args)
+    spec_config(specs[0])  # what every worker builds, once here: a bad value is named up front
     results = run_many(specs, args.workers, evaluate_spec)
     if args.out:
         write_json({"benchmark": args.benchmark, "method": args.method, "params": args.params,
