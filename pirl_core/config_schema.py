@@ -330,7 +330,8 @@ class LiberoEnvConfig(EnvConfig):
     normalization: Normalization = "mean_std"
     """The scripted demos barely rotate the gripper (rotation-delta std 0.02 / 0.05 / 0.13)
     while the samplers' exploration noise is 0.08-0.16 per denoising step: in raw units the
-    noisy ("train") SFT policy scored 0.225 against the deterministic 0.70 (2026-12-06)."""
+    noisy ("train") SFT policy scored 0.225 against the deterministic 0.70 (2026-12-02); in
+    mean/std units 0.70 against 0.575 (2026-12-07)."""
 
 
 @dataclass(frozen=True)
